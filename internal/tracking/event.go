@@ -30,6 +30,14 @@ type Event struct {
 	// Log is the mail_logs text after "Level: " (gateway-api.md §9); empty for
 	// tracking-only events.
 	Log string
+
+	// Status, when set, is the message's new tracking status (messageStatus),
+	// e.g. StatusDelivered; applied after every earlier event of the stream.
+	Status string
+	// Recipient, with Status, narrows the status change to one recipient.
+	Recipient string
+	// Reply is the next hop's SMTP reply that came with a recipient's status.
+	Reply string
 }
 
 // Emitter receives events. Emit must not block on slow storage for long: the

@@ -1,0 +1,114 @@
+// Package sqlite implements Sightline's storage contracts on embedded SQLite
+// (modernc.org/sqlite, pure Go), one database file per area, WAL journaled.
+//
+// Each area (tracking, spool, gateway configuration) lives in its own file of
+// this package with its own embedded schema, applied by Open.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"runtime"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// DB is one SQLite database file with a single writer connection and a pool
+// of readers, so writers queue in Go rather than on SQLITE_BUSY.
+type DB struct {
+	Path string
+	W    *sql.DB // exactly one connection: every write goes here
+	R    *sql.DB // read-only connections
+}
+
+// Migration is one schema step, applied once in its own transaction.
+type Migration struct {
+	Version int
+	SQL     string
+}
+
+// Open opens (creating it if needed) the database at path and applies the
+// migrations not yet applied, in Version order. Durable reports whether each
+// commit is fsynced (synchronous=FULL) or only written (NORMAL, which loses
+// nothing on a process crash, only on power loss).
+func Open(ctx context.Context, path string, durable bool, migrations []Migration) (*DB, error) {
+	sync := "NORMAL"
+	if durable {
+		sync = "FULL"
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_txlock", "immediate")
+	w, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxLifetime(0)
+	db := &DB{Path: path, W: w}
+	if err := db.migrate(ctx, migrations); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rq := url.Values{}
+	rq.Add("_pragma", "busy_timeout(10000)")
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	db.R = r
+	return db, nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.W.Close()
+	if db.R != nil {
+		if rerr := db.R.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
+
+func (db *DB) migrate(ctx context.Context, migrations []Migration) error {
+	if _, err := db.W.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", db.Path, err)
+	}
+	for _, m := range migrations {
+		if err := db.apply(ctx, m); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", db.Path, m.Version, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) apply(ctx context.Context, m Migration) error {
+	tx, err := db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_version WHERE version = ?`, m.Version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, m.Version); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
