@@ -1,0 +1,379 @@
+package exchange
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/sightline/sightline"
+	"github.com/sightline/sightline/internal/exchange/exchangeclient"
+	"github.com/sightline/sightline/internal/exchange/registry"
+	"github.com/sightline/sightline/internal/web"
+)
+
+//go:embed pages/*.html pages/exchange.js
+var pagesFS embed.FS
+
+// nav is the exchange's navigation.
+var nav = web.Nav{
+	{Title: "Devices", Items: []web.Item{
+		{Label: "Devices", Path: "/devices"},
+		{Label: "Add Devices and Generate Tokens", Path: "/devices/add"},
+		{Label: "Tokens", Path: "/tokens"},
+	}},
+	{Title: "Cloud Services", Items: []web.Item{{Label: "Cloud Services", Path: "/cloud-services"}}},
+	{Title: "Administration", Items: []web.Item{
+		{Label: "Audit Log", Path: "/audit"},
+		{Label: "API Keys", Path: "/api-keys"},
+	}},
+}
+
+// auditPageSize is how many audit entries the Audit Log shows.
+const auditPageSize = 500
+
+// newUI builds the exchange's renderer; its session cookie is named after
+// the region, since the exchanges of serve share a host.
+func newUI(key []byte, region string, log *slog.Logger) (*web.Renderer, error) {
+	sessions, err := web.NewSessions("sightline_exchange_"+strings.ToLower(region), key)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := fs.Sub(pagesFS, "pages")
+	if err != nil {
+		return nil, err
+	}
+	rd, err := web.NewRenderer(web.Config{Role: "Exchange · " + region, Nav: nav, Pages: pages, Sessions: sessions, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("exchange ui: %w", err)
+	}
+	return rd, nil
+}
+
+// uiHandler is a page handler of a signed-in user.
+type uiHandler func(w http.ResponseWriter, r *http.Request, who actor) error
+
+// uiRoutes adds the web UI to mux.
+func (e *Exchange) uiRoutes(mux *http.ServeMux) {
+	page := func(h uiHandler) http.Handler {
+		return e.ui.CSRF(e.ui.Sessions().RequireUser(e.uiPage(h)))
+	}
+	mux.Handle("GET /static/", e.ui.Static())
+	mux.HandleFunc("GET /exchange.js", e.uiScript)
+	login := e.ui.CSRF(web.LoginHandler(e.uiAuthenticate, e.ui))
+	mux.Handle("GET /login", login)
+	mux.Handle("POST /login", login)
+	mux.Handle("POST /logout", e.ui.CSRF(web.LogoutHandler(e.ui)))
+	mux.Handle("GET /{$}", http.RedirectHandler("/devices", http.StatusSeeOther))
+
+	mux.Handle("GET /devices", page(e.uiDevices))
+	mux.Handle("POST /devices/delete", page(e.uiDeleteDevices))
+	mux.Handle("GET /devices/{id}/edit", page(e.uiEditDevice))
+	mux.Handle("POST /devices/{id}/edit", page(e.uiSaveDevice))
+	mux.Handle("GET /devices/add", page(e.uiAddDevices))
+	mux.Handle("POST /devices/add", page(e.uiCreateToken))
+	mux.Handle("GET /tokens", page(e.uiTokens))
+	mux.Handle("POST /tokens/{id}/revoke", page(e.uiRevokeToken))
+	mux.Handle("GET /cloud-services", page(e.uiCloudServices))
+	mux.Handle("POST /cloud-services", page(e.uiSetCloudServices))
+	mux.Handle("GET /audit", page(e.uiAudit))
+	mux.Handle("GET /api-keys", page(e.uiAPIKeys))
+	mux.Handle("POST /api-keys", page(e.uiCreateAPIKey))
+	mux.Handle("POST /api-keys/{id}/revoke", page(e.uiRevokeAPIKey))
+
+	mux.HandleFunc("/", e.ui.NotFound)
+}
+
+// uiPage resolves the session's user to an actor and runs h, showing its
+// error as an error page.
+func (e *Exchange) uiPage(h uiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sess, _ := web.SessionFrom(r.Context())
+		u, err := e.store.User(r.Context(), sess.User.Name)
+		if err == nil {
+			var who actor
+			if who, err = e.userActor(r.Context(), sourceIP(r), u); err == nil {
+				err = h(w, r, who)
+			}
+		} else if sightline.ErrorKind(err) == sightline.NotFound {
+			err = sightline.Errorf(sightline.Unauthorized, "Your user no longer exists. Sign out and sign in again.")
+		}
+		if err != nil {
+			e.ui.Error(w, r, err)
+		}
+	})
+}
+
+// uiAuthenticate checks the sign-in form; the top bar shows the user's organisation.
+func (e *Exchange) uiAuthenticate(ctx context.Context, name, pass string) (web.User, error) {
+	who, err := e.signIn(ctx, "", name, pass)
+	if err != nil {
+		return web.User{}, err
+	}
+	return web.User{Name: who.name, Role: who.org.Name}, nil
+}
+
+func (e *Exchange) uiScript(w http.ResponseWriter, r *http.Request) {
+	b, _ := pagesFS.ReadFile("pages/exchange.js")
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(b)
+}
+
+// back redirects to path with a flash: the error's message for an Invalid,
+// NotFound or Conflict error, or msg on success. Other errors are returned.
+func (e *Exchange) back(w http.ResponseWriter, r *http.Request, path string, err error, msg string) error {
+	s := e.ui.Sessions()
+	switch sightline.ErrorKind(err) {
+	case "":
+		s.AddFlash(w, r, web.Flash{Kind: web.FlashSuccess, Message: msg})
+	case sightline.Invalid, sightline.NotFound, sightline.Conflict:
+		s.AddFlash(w, r, web.Flash{Kind: web.FlashError, Message: sightline.ErrorMessage(err)})
+	default:
+		return err
+	}
+	http.Redirect(w, r, path, http.StatusSeeOther)
+	return nil
+}
+
+// Devices.
+
+type devicesPage struct {
+	Query          string
+	Devices        []exchangeclient.Device
+	Total          int
+	ThreatResponse bool
+	Organisation   string
+}
+
+func (e *Exchange) uiDevices(w http.ResponseWriter, r *http.Request, who actor) error {
+	q := r.URL.Query().Get("q")
+	if len(q) > 200 {
+		q = q[:200]
+	}
+	list, err := e.devices(r.Context(), who.org, q)
+	if err != nil {
+		return err
+	}
+	total := len(list)
+	if q != "" {
+		all, err := e.store.Devices(r.Context(), who.org.ID)
+		if err != nil {
+			return fmt.Errorf("count devices: %w", err)
+		}
+		total = len(all)
+	}
+	e.ui.Render(w, r, http.StatusOK, "devices.html", web.PageData{Title: "Devices", Data: devicesPage{
+		Query: q, Devices: list, Total: total, ThreatResponse: who.org.ThreatResponse, Organisation: who.org.Name}})
+	return nil
+}
+
+// maxSelected bounds the devices one form deletes.
+const maxSelected = 1000
+
+func (e *Exchange) uiDeleteDevices(w http.ResponseWriter, r *http.Request, who actor) error {
+	ids := r.PostForm["id"]
+	if len(ids) == 0 {
+		return e.back(w, r, "/devices", sightline.Errorf(sightline.Invalid, "Select the devices to delete."), "")
+	}
+	if len(ids) > maxSelected {
+		return e.back(w, r, "/devices", sightline.Errorf(sightline.Invalid, "Select at most %d devices at once.", maxSelected), "")
+	}
+	for _, id := range ids {
+		if err := e.deleteDevice(r.Context(), who, id); err != nil {
+			return e.back(w, r, "/devices", err, "")
+		}
+	}
+	return e.back(w, r, "/devices", nil, plural(len(ids), "device")+" deleted and deregistered.")
+}
+
+type editPage struct {
+	Device registry.Device
+}
+
+func (e *Exchange) uiEditDevice(w http.ResponseWriter, r *http.Request, who actor) error {
+	d, err := e.device(r.Context(), who, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	e.ui.Render(w, r, http.StatusOK, "device_edit.html", web.PageData{Title: "Edit Device", Data: editPage{Device: d}})
+	return nil
+}
+
+func (e *Exchange) uiSaveDevice(w http.ResponseWriter, r *http.Request, who actor) error {
+	id := r.PathValue("id")
+	err := e.editDevice(r.Context(), who, id, r.PostFormValue("name"), r.PostFormValue("description"))
+	if sightline.ErrorKind(err) == sightline.Invalid {
+		return e.back(w, r, "/devices/"+id+"/edit", err, "")
+	}
+	return e.back(w, r, "/devices", err, "Device saved.")
+}
+
+// Tokens.
+
+type addPage struct {
+	Expiries      []Expiry
+	Min, Max      int
+	Devices       int
+	Expiry        string
+	Token         *exchangeclient.Token // set once, after Continue
+	Region        string
+	ExpiresInText string
+}
+
+func (e *Exchange) uiAddDevices(w http.ResponseWriter, r *http.Request, who actor) error {
+	e.ui.Render(w, r, http.StatusOK, "add_devices.html", web.PageData{Title: "Add Devices and Generate Tokens",
+		Data: addPage{Expiries: Expiries, Min: MinTokenDevices, Max: MaxTokenDevices, Devices: 1, Expiry: Expiries[0].Value, Region: e.opts.Region}})
+	return nil
+}
+
+func (e *Exchange) uiCreateToken(w http.ResponseWriter, r *http.Request, who actor) error {
+	page := addPage{Expiries: Expiries, Min: MinTokenDevices, Max: MaxTokenDevices, Expiry: r.PostFormValue("expiry"), Region: e.opts.Region}
+	n, err := strconv.Atoi(strings.TrimSpace(r.PostFormValue("devices")))
+	if err != nil {
+		err = sightline.Errorf(sightline.Invalid, "Number of devices: enter a whole number from %d to %d.", MinTokenDevices, MaxTokenDevices)
+	}
+	var expiry = Expiries[0].D
+	if err == nil {
+		page.Devices = n
+		expiry, err = ParseExpiry(page.Expiry)
+	}
+	var t NewToken
+	if err == nil {
+		t, err = e.createToken(r.Context(), who, n, expiry)
+	}
+	if err != nil {
+		if sightline.ErrorKind(err) != sightline.Invalid {
+			return err
+		}
+		if page.Devices == 0 {
+			page.Devices = 1
+		}
+		e.ui.Render(w, r, http.StatusBadRequest, "add_devices.html", web.PageData{Title: "Add Devices and Generate Tokens",
+			Flash: []web.Flash{{Kind: web.FlashError, Message: sightline.ErrorMessage(err)}}, Data: page})
+		return nil
+	}
+	view := e.tokenView(t.Token)
+	view.Token = t.Secret
+	page.Token = &view
+	for _, x := range Expiries {
+		if x.D == expiry {
+			page.ExpiresInText = x.Label
+		}
+	}
+	e.ui.Render(w, r, http.StatusCreated, "add_devices.html", web.PageData{Title: "Add Devices and Generate Tokens", Data: page})
+	return nil
+}
+
+type tokensPage struct {
+	Tokens []exchangeclient.Token
+}
+
+func (e *Exchange) uiTokens(w http.ResponseWriter, r *http.Request, who actor) error {
+	list, err := e.store.Tokens(r.Context(), who.org.ID)
+	if err != nil {
+		return fmt.Errorf("list tokens: %w", err)
+	}
+	var page tokensPage
+	for _, t := range list {
+		page.Tokens = append(page.Tokens, e.tokenView(t))
+	}
+	e.ui.Render(w, r, http.StatusOK, "tokens.html", web.PageData{Title: "Tokens", Data: page})
+	return nil
+}
+
+func (e *Exchange) uiRevokeToken(w http.ResponseWriter, r *http.Request, who actor) error {
+	return e.back(w, r, "/tokens", e.revokeToken(r.Context(), who, r.PathValue("id")), "Token revoked: it can register no more devices.")
+}
+
+// Cloud Services.
+
+type cloudPage struct {
+	Organisation   string
+	ThreatResponse bool
+}
+
+func (e *Exchange) uiCloudServices(w http.ResponseWriter, r *http.Request, who actor) error {
+	e.ui.Render(w, r, http.StatusOK, "cloud_services.html", web.PageData{Title: "Cloud Services",
+		Data: cloudPage{Organisation: who.org.Name, ThreatResponse: who.org.ThreatResponse}})
+	return nil
+}
+
+func (e *Exchange) uiSetCloudServices(w http.ResponseWriter, r *http.Request, who actor) error {
+	on := r.PostFormValue("threat_response") == "on"
+	msg := "Threat Response is disabled: the console can no longer reach this organisation's devices."
+	if on {
+		msg = "Threat Response is enabled: the console can now reach this organisation's devices."
+	}
+	return e.back(w, r, "/cloud-services", e.setThreatResponse(r.Context(), who, on), msg)
+}
+
+// Audit log.
+
+type auditPage struct {
+	Entries []registry.AuditEntry
+	Limit   int
+}
+
+func (e *Exchange) uiAudit(w http.ResponseWriter, r *http.Request, who actor) error {
+	ctx := r.Context()
+	entries, err := e.store.Audit(ctx, who.org.ID, auditPageSize)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	// The first organisation is the exchange operator's: it also sees the
+	// attempts that belong to no organisation (unknown tokens).
+	orgs, err := e.store.Organisations(ctx)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	if len(orgs) > 0 && orgs[0].ID == who.org.ID {
+		more, err := e.store.Audit(ctx, "", auditPageSize)
+		if err != nil {
+			return fmt.Errorf("read audit log: %w", err)
+		}
+		entries = append(entries, more...)
+		slices.SortFunc(entries, func(a, b registry.AuditEntry) int { return int(b.ID - a.ID) })
+		entries = entries[:min(len(entries), auditPageSize)]
+	}
+	e.ui.Render(w, r, http.StatusOK, "audit.html", web.PageData{Title: "Audit Log", Data: auditPage{Entries: entries, Limit: auditPageSize}})
+	return nil
+}
+
+// API keys.
+
+type keysPage struct {
+	Keys []registry.APIKey
+	New  *exchangeclient.APIKey
+}
+
+func (e *Exchange) uiAPIKeys(w http.ResponseWriter, r *http.Request, who actor) error {
+	return e.renderKeys(w, r, who, http.StatusOK, nil)
+}
+
+func (e *Exchange) renderKeys(w http.ResponseWriter, r *http.Request, who actor, status int, created *exchangeclient.APIKey) error {
+	keys, err := e.store.APIKeys(r.Context(), who.org.ID)
+	if err != nil {
+		return fmt.Errorf("list api keys: %w", err)
+	}
+	e.ui.Render(w, r, status, "api_keys.html", web.PageData{Title: "API Keys", Data: keysPage{Keys: keys, New: created}})
+	return nil
+}
+
+func (e *Exchange) uiCreateAPIKey(w http.ResponseWriter, r *http.Request, who actor) error {
+	k, err := e.createAPIKey(r.Context(), who, r.PostFormValue("name"))
+	if err != nil {
+		return e.back(w, r, "/api-keys", err, "")
+	}
+	return e.renderKeys(w, r, who, http.StatusCreated, &k)
+}
+
+func (e *Exchange) uiRevokeAPIKey(w http.ResponseWriter, r *http.Request, who actor) error {
+	return e.back(w, r, "/api-keys", e.revokeAPIKey(r.Context(), who, r.PathValue("id")), "API key revoked.")
+}

@@ -1,0 +1,686 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sightline/sightline"
+	"github.com/sightline/sightline/internal/tracking"
+)
+
+//go:embed tracking.sql
+var trackingSchema string
+
+var trackingMigrations = []Migration{{Version: 1, SQL: trackingSchema}}
+
+// DefaultCountLimit is the default TrackingStore.CountLimit.
+const DefaultCountLimit = 100_000
+
+// TrackingStore is tracking.Store on a SQLite file.
+type TrackingStore struct {
+	db *DB
+
+	// CountLimit caps the matches Search counts for Page.Total, so that a
+	// broad search over millions of messages stays interactive; above it
+	// Page.TotalCapped is set. Zero means DefaultCountLimit. Set it before
+	// the first Search.
+	CountLimit int
+
+	put *putStmts
+}
+
+var _ tracking.Store = (*TrackingStore)(nil)
+
+// OpenTracking opens (creating it if needed) the tracking database at path.
+//
+// Commits are not fsynced (synchronous=NORMAL): a process crash loses
+// nothing, and a power loss can lose only the last batches of tracking, not
+// mail — every accepted message is durable in the spool, and one screened
+// again after a restart is saved anew, replacing its record.
+func OpenTracking(ctx context.Context, path string) (*TrackingStore, error) {
+	db, err := Open(ctx, path, false, trackingMigrations)
+	if err != nil {
+		return nil, err
+	}
+	// Give the planner fresh statistics (cheap: sampled, and only where they
+	// are stale), so that it can weigh each filter's index.
+	if _, err := db.W.ExecContext(ctx, `PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tracking %s: optimize: %w", path, err)
+	}
+	put, err := preparePut(ctx, db.W)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open tracking %s: %w", path, err)
+	}
+	return &TrackingStore{db: db, put: put}, nil
+}
+
+// Close closes the database.
+func (s *TrackingStore) Close() error {
+	s.put.close()
+	return s.db.Close()
+}
+
+// putStmts are the statements of Apply, prepared once on the writer
+// connection.
+type putStmts struct {
+	delMessage, delRecipients, delAttachments, delURLs, delFlags, delFTS *sql.Stmt
+	insMessage, insRecipient, insAttachment, insURL, insFlag, insFTS     *sql.Stmt
+	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
+}
+
+func (p *putStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{
+		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags, &p.delFTS,
+		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.insFTS,
+		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
+	}
+}
+
+func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
+	p := &putStmts{}
+	sqls := []string{
+		`DELETE FROM messages WHERE mid = ?`,
+		`DELETE FROM recipients WHERE mid = ?`,
+		`DELETE FROM attachments WHERE mid = ?`,
+		`DELETE FROM urls WHERE mid = ?`,
+		`DELETE FROM flags WHERE mid = ?`,
+		`DELETE FROM messages_fts WHERE rowid = ?`,
+		`INSERT INTO messages (` + messageColumns + `) VALUES (?` + strings.Repeat(`, ?`, strings.Count(messageColumns, ",")) + `)`,
+		`INSERT INTO recipients (mid, rid, address, address_lc, domain, status, reply) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO attachments (mid, idx, name, name_lc, type, size, sha256, sha1, md5) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO urls (mid, idx, url) VALUES (?, ?, ?)`,
+		`INSERT OR IGNORE INTO flags (flag, mid) VALUES (?, ?)`,
+		`INSERT INTO messages_fts (rowid, subject, sender, reply_to, recipients, attachments, domains) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT INTO events (mid, icid, dcid, time, level, summary, log, status, recipient, reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		`UPDATE messages SET status = ? WHERE mid = ?`,
+		`UPDATE recipients SET status = ? WHERE mid = ? AND status IN ('', '` + tracking.StatusInProgress + `')`,
+		`UPDATE recipients SET status = ?, reply = ? WHERE mid = ? AND address_lc = ?`,
+		`SELECT status FROM recipients WHERE mid = ? ORDER BY rid`,
+	}
+	for i, dst := range p.all() {
+		st, err := w.PrepareContext(ctx, sqls[i])
+		if err != nil {
+			p.close()
+			return nil, fmt.Errorf("prepare %q: %w", sqls[i], err)
+		}
+		*dst = st
+	}
+	return p, nil
+}
+
+func (p *putStmts) close() {
+	for _, st := range p.all() {
+		if *st != nil {
+			(*st).Close()
+		}
+	}
+}
+
+// bind returns the statements bound to tx.
+func (p *putStmts) bind(ctx context.Context, tx *sql.Tx) *putStmts {
+	b := &putStmts{}
+	src, dst := p.all(), b.all()
+	for i := range src {
+		*dst[i] = tx.StmtContext(ctx, *src[i])
+	}
+	return b
+}
+
+// messageColumns are the columns of messages in the order scanMessage reads
+// and putMessage writes them.
+const messageColumns = `mid, icid, direction, injected_at, sender_ip, reverse_dns, helo, sbrs, sender_group,
+	mail_policy, smtp_auth_id, tls, listener, sender, sender_lc, sender_domain, sender_domain_lc,
+	header_from, friendly_from, reply_to, reply_to_lc, subject, subject_lc, final_subject, message_id,
+	message_id_key, size, body_snippet, status, verdict_chart, flags, content_filters, threat_name,
+	spf, dkim, dmarc, quarantine`
+
+// Apply implements tracking.Store.
+func (s *TrackingStore) Apply(ctx context.Context, b tracking.Batch) error {
+	if len(b.Messages) == 0 && len(b.Events) == 0 {
+		return nil
+	}
+	tx, err := s.db.W.BeginTx(ctx, nil)
+	if err != nil {
+		return wrapDB("apply tracking batch", err)
+	}
+	defer tx.Rollback()
+	st := s.put.bind(ctx, tx)
+	defer st.close()
+	for _, m := range b.Messages {
+		if err := st.putMessage(ctx, m); err != nil {
+			return wrapDB(fmt.Sprintf("save tracking record of MID %d", m.MID), err)
+		}
+	}
+	for _, ev := range b.Events {
+		if err := st.putEvent(ctx, ev); err != nil {
+			return wrapDB(fmt.Sprintf("append tracking event of MID %d", ev.MID), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return wrapDB("commit tracking batch", err)
+	}
+	return nil
+}
+
+// wrapDB makes a database failure an Unavailable error for the API while
+// keeping the cause for logs; a cancelled context stays recognisable.
+func wrapDB(op string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return sightline.Wrap(sightline.Unavailable, fmt.Errorf("%s: %w", op, err), "tracking database unavailable")
+}
+
+func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
+	res, err := st.delMessage.ExecContext(ctx, m.MID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags, st.delFTS} {
+			if _, err := del.ExecContext(ctx, m.MID); err != nil {
+				return err
+			}
+		}
+	}
+	status := m.Status
+	if status == "" {
+		status = tracking.StatusInProgress
+	}
+	senderIP, ok := tracking.CanonicalIP(m.SenderIP)
+	if !ok {
+		senderIP = m.SenderIP
+	}
+	senderDomain := m.SenderDomain
+	if senderDomain == "" {
+		senderDomain = tracking.Domain(m.Sender)
+	}
+	if _, err := st.insMessage.ExecContext(ctx,
+		m.MID, m.ICID, m.Direction, m.InjectedAt.UnixNano(), senderIP, m.ReverseDNS, m.HELO, m.SBRS, m.SenderGroup,
+		joinLines(m.MailPolicy), m.SMTPAuthID, m.TLS, m.ListenerName, m.Sender, tracking.Fold(m.Sender),
+		senderDomain, tracking.Fold(senderDomain), m.HeaderFrom, m.FriendlyFrom, m.ReplyTo, tracking.Fold(m.ReplyTo),
+		m.Subject, tracking.Fold(m.Subject), m.FinalSubject, m.MessageID, tracking.MessageIDKey(m.MessageID),
+		m.Size, m.BodySnippet, status, m.VerdictChart, joinLines(m.Flags), joinLines(m.ContentFilters), m.ThreatName,
+		m.SPF, m.DKIM, m.DMARC, m.Quarantine,
+	); err != nil {
+		return err
+	}
+	rcpts := make([]string, 0, len(m.Recipients))
+	domains := []string{tracking.Fold(senderDomain)}
+	for _, r := range m.Recipients {
+		rs := r.Status
+		if rs == "" {
+			rs = status
+		}
+		d := tracking.Domain(r.Address)
+		if _, err := st.insRecipient.ExecContext(ctx, m.MID, r.RID, r.Address, tracking.Fold(r.Address), d, rs, r.Reply); err != nil {
+			return err
+		}
+		rcpts = append(rcpts, tracking.Fold(r.Address))
+		domains = append(domains, d)
+	}
+	names := make([]string, 0, len(m.Attachments))
+	for i, a := range m.Attachments {
+		if _, err := st.insAttachment.ExecContext(ctx, m.MID, i, a.Name, tracking.Fold(a.Name), a.Type, a.Size,
+			strings.ToLower(a.SHA256), strings.ToLower(a.SHA1), strings.ToLower(a.MD5)); err != nil {
+			return err
+		}
+		names = append(names, tracking.Fold(a.Name))
+	}
+	for i, u := range m.URLs {
+		if _, err := st.insURL.ExecContext(ctx, m.MID, i, u); err != nil {
+			return err
+		}
+	}
+	for _, t := range m.Tags() {
+		if _, err := st.insFlag.ExecContext(ctx, t, m.MID); err != nil {
+			return err
+		}
+	}
+	_, err = st.insFTS.ExecContext(ctx, m.MID, tracking.Fold(m.Subject), tracking.Fold(m.Sender), tracking.Fold(m.ReplyTo),
+		joinLines(rcpts), joinLines(names), joinLines(domains))
+	return err
+}
+
+func (st *putStmts) putEvent(ctx context.Context, ev tracking.Event) error {
+	level := ev.Level
+	if level == "" {
+		level = tracking.Info
+	}
+	if _, err := st.insEvent.ExecContext(ctx, ev.MID, ev.ICID, ev.DCID, ev.Time.UnixNano(), string(level),
+		ev.Summary, ev.Log, ev.Status, ev.Recipient, ev.Reply); err != nil {
+		return err
+	}
+	if ev.Status == "" || ev.MID == 0 {
+		return nil
+	}
+	if ev.Recipient == "" {
+		if _, err := st.setStatus.ExecContext(ctx, ev.Status, ev.MID); err != nil {
+			return err
+		}
+		_, err := st.setPendingRecipients.ExecContext(ctx, ev.Status, ev.MID)
+		return err
+	}
+	addr := tracking.Fold(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(ev.Recipient), "<"), ">"))
+	res, err := st.setRecipient.ExecContext(ctx, ev.Status, ev.Reply, ev.MID, addr)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil
+	}
+	rows, err := st.rcptStatus.QueryContext(ctx, ev.MID)
+	if err != nil {
+		return err
+	}
+	var all []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	_, err = st.setStatus.ExecContext(ctx, tracking.DeriveStatus(all), ev.MID)
+	return err
+}
+
+func joinLines(ss []string) string { return strings.Join(ss, "\n") }
+
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "\n")
+}
+
+// Search implements tracking.Store.
+func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.Page, error) {
+	var w where
+	if !w.build(q) {
+		return tracking.Page{Messages: []*tracking.Message{}}, nil
+	}
+	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return tracking.Page{}, wrapDB("search tracking", err)
+	}
+	defer tx.Rollback()
+
+	limit := s.CountLimit
+	if limit <= 0 {
+		limit = DefaultCountLimit
+	}
+	var page tracking.Page
+	countArgs := append(w.args[:len(w.args):len(w.args)], limit+1)
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages m`+w.sql()+` LIMIT ?)`, countArgs...).Scan(&page.Total); err != nil {
+		return tracking.Page{}, wrapDB("count tracking matches", err)
+	}
+	if page.Total > limit {
+		page.Total, page.TotalCapped = limit, true
+	}
+	pageArgs := append(w.args[:len(w.args):len(w.args)], q.PageLimit(), max(q.Offset, 0))
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m`+w.sql()+
+		` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`, pageArgs...)
+	if err != nil {
+		return tracking.Page{}, wrapDB("search tracking", err)
+	}
+	page.Messages, err = scanMessages(rows)
+	if err != nil {
+		return tracking.Page{}, wrapDB("search tracking", err)
+	}
+	if err := loadChildren(ctx, tx, page.Messages); err != nil {
+		return tracking.Page{}, wrapDB("search tracking", err)
+	}
+	return page, nil
+}
+
+// Details implements tracking.Store.
+func (s *TrackingStore) Details(ctx context.Context, mid int64) (*tracking.Message, []tracking.Event, error) {
+	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, wrapDB("read tracking details", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE mid = ?`, mid)
+	if err != nil {
+		return nil, nil, wrapDB("read tracking details", err)
+	}
+	ms, err := scanMessages(rows)
+	if err != nil {
+		return nil, nil, wrapDB("read tracking details", err)
+	}
+	if len(ms) == 0 {
+		return nil, nil, sightline.Errorf(sightline.NotFound, "no message with MID %d", mid)
+	}
+	if err := loadChildren(ctx, tx, ms); err != nil {
+		return nil, nil, wrapDB("read tracking details", err)
+	}
+	m := ms[0]
+	// Connection events come before the MID exists; ICID 0 (a message the
+	// gateway generated) has no connection.
+	evRows, err := tx.QueryContext(ctx, `SELECT mid, icid, dcid, time, level, summary, log, status, recipient, reply FROM (
+		SELECT * FROM events WHERE mid = ?1 AND mid <> 0
+		UNION ALL SELECT * FROM events WHERE mid = 0 AND icid = ?2 AND ?2 <> 0
+	) ORDER BY seq`, mid, m.ICID)
+	if err != nil {
+		return nil, nil, wrapDB("read tracking events", err)
+	}
+	defer evRows.Close()
+	var evs []tracking.Event
+	for evRows.Next() {
+		var ev tracking.Event
+		var t int64
+		var level string
+		if err := evRows.Scan(&ev.MID, &ev.ICID, &ev.DCID, &t, &level, &ev.Summary, &ev.Log, &ev.Status, &ev.Recipient, &ev.Reply); err != nil {
+			return nil, nil, wrapDB("read tracking events", err)
+		}
+		ev.Time, ev.Level = time.Unix(0, t).UTC(), tracking.Level(level)
+		evs = append(evs, ev)
+	}
+	if err := evRows.Err(); err != nil {
+		return nil, nil, wrapDB("read tracking events", err)
+	}
+	return m, evs, nil
+}
+
+func scanMessages(rows *sql.Rows) ([]*tracking.Message, error) {
+	defer rows.Close()
+	ms := []*tracking.Message{}
+	for rows.Next() {
+		m := &tracking.Message{}
+		var injected int64
+		var policy, flags, cfs, senderLC, senderDomainLC, replyToLC, subjectLC, midKey string
+		if err := rows.Scan(&m.MID, &m.ICID, &m.Direction, &injected, &m.SenderIP, &m.ReverseDNS, &m.HELO, &m.SBRS, &m.SenderGroup,
+			&policy, &m.SMTPAuthID, &m.TLS, &m.ListenerName, &m.Sender, &senderLC, &m.SenderDomain, &senderDomainLC,
+			&m.HeaderFrom, &m.FriendlyFrom, &m.ReplyTo, &replyToLC, &m.Subject, &subjectLC, &m.FinalSubject, &m.MessageID,
+			&midKey, &m.Size, &m.BodySnippet, &m.Status, &m.VerdictChart, &flags, &cfs, &m.ThreatName,
+			&m.SPF, &m.DKIM, &m.DMARC, &m.Quarantine); err != nil {
+			return nil, err
+		}
+		m.InjectedAt = time.Unix(0, injected).UTC()
+		m.MailPolicy, m.Flags, m.ContentFilters = splitLines(policy), splitLines(flags), splitLines(cfs)
+		ms = append(ms, m)
+	}
+	return ms, rows.Err()
+}
+
+// loadChildren fills the recipients, attachments and URLs of ms.
+func loadChildren(ctx context.Context, tx *sql.Tx, ms []*tracking.Message) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	byMID := make(map[int64]*tracking.Message, len(ms))
+	args := make([]any, len(ms))
+	for i, m := range ms {
+		byMID[m.MID], args[i] = m, m.MID
+	}
+	in := `(?` + strings.Repeat(`, ?`, len(ms)-1) + `)`
+	load := func(query string, scan func(*sql.Rows) error) error {
+		rows, err := tx.QueryContext(ctx, query+` WHERE mid IN `+in+` ORDER BY mid, 2`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	var mid int64
+	if err := load(`SELECT mid, rid, address, status, reply FROM recipients`, func(rows *sql.Rows) error {
+		var r tracking.Recipient
+		if err := rows.Scan(&mid, &r.RID, &r.Address, &r.Status, &r.Reply); err != nil {
+			return err
+		}
+		byMID[mid].Recipients = append(byMID[mid].Recipients, r)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := load(`SELECT mid, idx, name, type, size, sha256, sha1, md5 FROM attachments`, func(rows *sql.Rows) error {
+		var a tracking.Attachment
+		var idx int
+		if err := rows.Scan(&mid, &idx, &a.Name, &a.Type, &a.Size, &a.SHA256, &a.SHA1, &a.MD5); err != nil {
+			return err
+		}
+		byMID[mid].Attachments = append(byMID[mid].Attachments, a)
+		return nil
+	}); err != nil {
+		return err
+	}
+	return load(`SELECT mid, idx, url FROM urls`, func(rows *sql.Rows) error {
+		var idx int
+		var u string
+		if err := rows.Scan(&mid, &idx, &u); err != nil {
+			return err
+		}
+		byMID[mid].URLs = append(byMID[mid].URLs, u)
+		return nil
+	})
+}
+
+// where is the WHERE clause of a search over messages m.
+type where struct {
+	clauses []string
+	args    []any
+}
+
+func (w *where) add(clause string, args ...any) {
+	w.clauses = append(w.clauses, clause)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string {
+	if len(w.clauses) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.clauses, " AND ")
+}
+
+// textField says where a tracking.TextFilter looks: fts is its column in
+// messages_fts, pred its exact condition on messages m for one folded value.
+type textField struct {
+	fts  string
+	pred func(op tracking.Op, v string) (string, []any)
+}
+
+// textPred is the condition of op on the folded column col.
+func textPred(op tracking.Op, col, v string) (string, []any) {
+	switch op {
+	case tracking.OpIs:
+		return col + " = ?", []any{v}
+	case tracking.OpBeginsWith:
+		// 0xFF never occurs in UTF-8 and SQLite compares text bytewise, so
+		// this range holds exactly the strings beginning with v.
+		return col + " >= ? AND " + col + " < ?", []any{v, v + "\xff"}
+	}
+	return "instr(" + col + ", ?) > 0", []any{v}
+}
+
+// scalar is a column of messages.
+func scalar(col string) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) { return textPred(op, "m."+col, v) }
+}
+
+// list is a column of a child table: any row matches. Exact and prefix
+// matches look the index up; "contains" checks the rows of each candidate.
+func list(table, col string) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) {
+		if op == tracking.OpContains {
+			p, a := textPred(op, "x."+col, v)
+			return "EXISTS (SELECT 1 FROM " + table + " x WHERE x.mid = m.mid AND " + p + ")", a
+		}
+		p, a := textPred(op, col, v)
+		return "m.mid IN (SELECT mid FROM " + table + " WHERE " + p + ")", a
+	}
+}
+
+// either matches when a or b does.
+func either(a, b func(tracking.Op, string) (string, []any)) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) {
+		pa, aa := a(op, v)
+		pb, ab := b(op, v)
+		return "(" + pa + " OR " + pb + ")", append(aa, ab...)
+	}
+}
+
+var (
+	senderField     = textField{fts: "sender", pred: scalar("sender_lc")}
+	subjectField    = textField{fts: "subject", pred: scalar("subject_lc")}
+	replyToField    = textField{fts: "reply_to", pred: scalar("reply_to_lc")}
+	recipientField  = textField{fts: "recipients", pred: list("recipients", "address_lc")}
+	attachmentField = textField{fts: "attachments", pred: list("attachments", "name_lc")}
+	domainField     = textField{fts: "domains", pred: either(scalar("sender_domain_lc"), list("recipients", "domain"))}
+)
+
+// build fills w from q and reports false when q can match nothing.
+func (w *where) build(q tracking.Query) bool {
+	// With a filter that looks up few rows by its own index, keep SQLite
+	// from scanning the time index instead (it cannot tell a prefix range
+	// from a time range): the unary + makes the time bounds a plain check.
+	t := "m.injected_at"
+	if selective(q) {
+		t = "+m.injected_at"
+	}
+	if !q.Start.IsZero() {
+		w.add(t+" >= ?", q.Start.UnixNano())
+	}
+	if !q.End.IsZero() {
+		w.add(t+" < ?", q.End.UnixNano())
+	}
+	w.text(q.Sender, senderField)
+	w.text(q.Subject, subjectField)
+	w.text(q.ReplyTo, replyToField)
+	w.text(q.Recipient, recipientField)
+	w.text(q.AttachmentName, attachmentField)
+	w.text(q.Domain, domainField)
+	if len(q.SenderIPs) > 0 {
+		ips := make([]string, len(q.SenderIPs))
+		for i, s := range q.SenderIPs {
+			if ips[i], _ = tracking.CanonicalIP(s); ips[i] == "" {
+				ips[i] = s
+			}
+		}
+		w.in("m.sender_ip IN ", ips)
+	}
+	if len(q.MessageIDs) > 0 {
+		keys := make([]string, len(q.MessageIDs))
+		for i, s := range q.MessageIDs {
+			keys[i] = tracking.MessageIDKey(s)
+		}
+		w.in("m.message_id_key IN ", keys)
+	}
+	if len(q.MIDs) > 0 {
+		w.in("m.mid IN ", q.MIDs)
+	}
+	if len(q.SHA256s) > 0 {
+		hs := make([]string, len(q.SHA256s))
+		for i, h := range q.SHA256s {
+			hs[i] = strings.ToLower(strings.TrimSpace(h))
+		}
+		w.in("m.mid IN (SELECT mid FROM attachments WHERE sha256 IN ", hs, ")")
+	}
+	if q.Direction != "" {
+		w.add("m.direction = ?", q.Direction)
+	}
+	for _, c := range q.Conditions() {
+		if c.Never {
+			return false
+		}
+		for _, t := range c.Tags {
+			w.add("m.mid IN (SELECT mid FROM flags WHERE flag = ?)", t)
+		}
+		if len(c.Statuses) > 0 {
+			list := placeholders(len(c.Statuses))
+			args := make([]any, 0, 2*len(c.Statuses))
+			for range 2 {
+				for _, s := range c.Statuses {
+					args = append(args, s)
+				}
+			}
+			w.add("m.mid IN (SELECT mid FROM messages WHERE status IN "+list+
+				" UNION SELECT mid FROM recipients WHERE status IN "+list+")", args...)
+		}
+		if c.Direction != "" {
+			w.add("m.direction = ?", c.Direction)
+		}
+	}
+	return true
+}
+
+// selective reports whether q has a filter answered by an exact or prefix
+// index lookup.
+func selective(q tracking.Query) bool {
+	for _, f := range []tracking.TextFilter{q.Sender, q.Recipient, q.Subject, q.AttachmentName, q.Domain, q.ReplyTo} {
+		if f.Op == tracking.OpIs || f.Op == tracking.OpBeginsWith {
+			return true
+		}
+	}
+	return len(q.SenderIPs)+len(q.MessageIDs)+len(q.MIDs)+len(q.SHA256s) > 0
+}
+
+func (w *where) in(prefix string, vals any, suffix ...string) {
+	var args []any
+	switch vs := vals.(type) {
+	case []string:
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	case []int64:
+		for _, v := range vs {
+			args = append(args, v)
+		}
+	}
+	w.add(prefix+placeholders(len(args))+strings.Join(suffix, ""), args...)
+}
+
+func placeholders(n int) string { return "(?" + strings.Repeat(", ?", n-1) + ")" }
+
+// text adds the condition of f on field: its values are alternatives.
+func (w *where) text(f tracking.TextFilter, field textField) {
+	if !f.Active() {
+		return
+	}
+	if f.Op == tracking.OpIsEmpty {
+		w.add("m.subject_lc = ''")
+		return
+	}
+	ors := make([]string, 0, len(f.Values))
+	var args []any
+	for _, v := range f.Values {
+		v = tracking.Fold(v)
+		if field.fts == "domains" {
+			v = strings.TrimPrefix(strings.TrimSpace(v), "@")
+		}
+		clause, a := field.pred(f.Op, v)
+		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {
+			// The trigram index finds the candidates (it cannot look up
+			// fewer than 3 characters); pred keeps the match exact.
+			clause = "m.mid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) AND " + clause
+			a = append([]any{ftsPhrase(field.fts, v)}, a...)
+		}
+		ors = append(ors, "("+clause+")")
+		args = append(args, a...)
+	}
+	w.add("("+strings.Join(ors, " OR ")+")", args...)
+}
+
+// ftsPhrase is an FTS5 query for the substring v in column col.
+func ftsPhrase(col, v string) string {
+	return col + ` : "` + strings.ReplaceAll(v, `"`, `""`) + `"`
+}
