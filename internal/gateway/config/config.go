@@ -9,17 +9,35 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sightline/sightline"
+	"github.com/sightline/sightline/internal/clamd"
+	"github.com/sightline/sightline/internal/gateway/pipeline"
+	"github.com/sightline/sightline/internal/gateway/queue"
+	"github.com/sightline/sightline/internal/gateway/smtpd"
 	"github.com/sightline/sightline/internal/store/sqlite"
 )
 
 // Config is the whole gateway configuration: what a commit applies.
 type Config struct {
-	Hostname string `json:"hostname"`
-	Cloud    Cloud  `json:"cloud"`
+	Hostname  string          `json:"hostname"`
+	SMTP      *smtpd.Policy   `json:"smtp"`      // Mail Policies: HAT, mail flow policies, RAT
+	Screening *pipeline.Rules `json:"screening"` // Security Services and content filters
+	Routes    []queue.Route   `json:"smtp_routes"`
+	AntiVirus AntiVirus       `json:"anti_virus"`
+	Cloud     Cloud           `json:"cloud"`
+}
+
+// AntiVirus says where the ClamAV daemon listens; the scanning rules are in
+// Screening.
+type AntiVirus struct {
+	// Clamd is "unix:/path" or "tcp:host:port"; empty means no anti-virus.
+	Clamd string `json:"clamd"`
 }
 
 // Cloud is "Network > Cloud Service Settings".
@@ -38,7 +56,9 @@ type Region struct {
 // Default returns the configuration of a new gateway.
 func Default(hostname string) *Config {
 	return &Config{
-		Hostname: hostname,
+		Hostname:  hostname,
+		SMTP:      smtpd.DefaultPolicy(),
+		Screening: pipeline.DefaultRules(),
 		Cloud: Cloud{Regions: []Region{
 			{Label: "AMERICAS", URL: "http://127.0.0.1:8090"},
 			{Label: "EUROPE", URL: "http://127.0.0.1:8091"},
@@ -51,8 +71,64 @@ func (c *Config) Validate() error {
 	if c.Hostname == "" {
 		return sightline.Errorf(sightline.Invalid, "hostname is empty")
 	}
+	if c.SMTP == nil || c.Screening == nil {
+		return sightline.Errorf(sightline.Invalid, "configuration lacks its mail policies or screening rules")
+	}
+	if err := c.SMTP.Validate(); err != nil {
+		return err
+	}
+	if err := c.Screening.Validate(); err != nil {
+		return err
+	}
+	if err := validateRoutes(c.Routes); err != nil {
+		return err
+	}
+	if c.AntiVirus.Clamd != "" {
+		if _, _, err := clamd.ParseAddress(c.AntiVirus.Clamd); err != nil {
+			return sightline.Errorf(sightline.Invalid, "anti-virus: clamd address %q: want unix:/path or tcp:host:port", c.AntiVirus.Clamd)
+		}
+	}
 	if c.Cloud.ThreatResponse && c.Cloud.region(c.Cloud.Server) == nil {
 		return sightline.Errorf(sightline.Invalid, "Threat Response Server %q is not one of the configured regions", c.Cloud.Server)
+	}
+	return nil
+}
+
+func validateRoutes(routes []queue.Route) error {
+	seen := map[string]bool{}
+	for i, r := range routes {
+		d := strings.ToLower(r.Domain)
+		switch {
+		case d == "":
+			return sightline.Errorf(sightline.Invalid, "SMTP route %d: domain is empty", i+1)
+		case d != "all" && strings.ContainsAny(d, " @/:"):
+			return sightline.Errorf(sightline.Invalid, "SMTP route %q: want a domain, .domain for its subdomains, or ALL", r.Domain)
+		case seen[d]:
+			return sightline.Errorf(sightline.Invalid, "SMTP route %q is listed twice", r.Domain)
+		case len(r.Hosts) == 0:
+			return sightline.Errorf(sightline.Invalid, "SMTP route %q has no destination host", r.Domain)
+		}
+		seen[d] = true
+		for _, h := range r.Hosts {
+			if h == "USEDNS" {
+				if len(r.Hosts) > 1 {
+					return sightline.Errorf(sightline.Invalid, "SMTP route %q: USEDNS cannot be mixed with hosts", r.Domain)
+				}
+				continue
+			}
+			host, port, err := net.SplitHostPort(h)
+			if err != nil {
+				host, port = h, "25"
+			}
+			if n, err := strconv.Atoi(port); host == "" || strings.ContainsAny(host, " /") || err != nil || n < 1 || n > 65535 {
+				return sightline.Errorf(sightline.Invalid, "SMTP route %q: destination %q: want host or host:port", r.Domain, h)
+			}
+		}
+		switch r.TLS {
+		case "", queue.TLSNone, queue.TLSOpportunistic, queue.TLSRequired:
+		default:
+			return sightline.Errorf(sightline.Invalid, "SMTP route %q: TLS %q: want none, opportunistic or required", r.Domain, r.TLS)
+		}
 	}
 	return nil
 }

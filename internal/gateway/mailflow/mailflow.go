@@ -33,7 +33,7 @@ type Envelope struct {
 	ReverseDNS     string // PTR name, "" when none
 	ReverseDNSOK   bool   // forward-confirmed
 	SenderGroup    string // HAT sender group, e.g. "ACCEPTLIST"
-	MailFlowPolicy string // e.g. "ACCEPT", "RELAY"
+	MailFlowPolicy string // mail flow policy name, e.g. "ACCEPTED", "RELAYED"
 	TLS            string // "TLSv1.3 TLS_AES_128_GCM_SHA256", "" when plain
 	AuthID         string // SMTP AUTH identity, "" when none
 

@@ -29,11 +29,12 @@ type Writer struct {
 	keep    int
 	now     func() time.Time
 
-	mu   sync.Mutex
-	f    *os.File
-	w    *bufio.Writer
-	size int64
-	err  error // the first write error, reported by Flush and Close
+	mu    sync.Mutex
+	timer *time.Timer // pending flush of buffered lines, nil when none
+	f     *os.File
+	w     *bufio.Writer
+	size  int64
+	err   error // the first write error, reported by Flush and Close
 }
 
 // Options configure a Writer; zero values take the defaults noted.
@@ -107,6 +108,23 @@ func (w *Writer) WriteEvent(ev tracking.Event) {
 	if w.size >= w.maxSize {
 		w.rotate()
 	}
+	if w.timer == nil {
+		w.timer = time.AfterFunc(FlushDelay, w.timedFlush)
+	}
+}
+
+// FlushDelay is the longest a line stays in memory before it reaches the file.
+const FlushDelay = 200 * time.Millisecond
+
+func (w *Writer) timedFlush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = nil
+	if w.w != nil {
+		if err := w.w.Flush(); err != nil && w.err == nil {
+			w.err = err
+		}
+	}
 }
 
 // line writes one line; the caller holds mu.
@@ -170,6 +188,10 @@ func (w *Writer) closeFile() {
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 	w.closeFile()
 	return w.err
 }

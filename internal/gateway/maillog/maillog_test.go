@@ -67,3 +67,24 @@ func TestRotation(t *testing.T) {
 		t.Errorf("new mail.current does not start with its header:\n%s", b)
 	}
 }
+
+func TestLinesReachTheFileWithoutClose(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.WriteEvent(tracking.Event{Log: "MID 9 queued for delivery"})
+	deadline := time.Now().Add(10 * FlushDelay)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "mail.current"))
+		if strings.Contains(string(b), "MID 9 queued for delivery") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("line not in mail.current %v after WriteEvent:\n%s", 10*FlushDelay, b)
+		}
+		time.Sleep(FlushDelay / 4)
+	}
+}

@@ -351,7 +351,7 @@ func TestScreenDMARC(t *testing.T) {
 			mailflow.Bounce, "Bounced", "", "Info: MID 6 Bounced by DMARC policy reject"},
 		{"quarantine", DMARCRules{Enforce: true, Quarantine: "DMARC"}, fail("quarantine"), "ACCEPT", mailflow.Quarantine,
 			"Quarantined by Message Filter", "DMARC", `Info: MID 6 quarantined to "DMARC" by DMARC policy quarantine`},
-		{"not enforced on RELAY", DefaultRules().DMARC, fail("reject"), "RELAY", mailflow.Deliver, "In Progress", "",
+		{"not enforced on RELAYED", DefaultRules().DMARC, fail("reject"), "RELAYED", mailflow.Deliver, "In Progress", "",
 			"Info: MID 6 DMARC: Verification failed (p=reject)"},
 		{"enforced only where overridden", DMARCRules{Policies: map[string]bool{"THROTTLED": true}}, fail("reject"), "THROTTLED",
 			mailflow.Drop, "Dropped by Message Filter", "", "Info: MID 6 Dropped by DMARC policy reject"},

@@ -71,7 +71,7 @@ type DMARCRules struct {
 	// Policies.
 	Enforce bool `json:"enforce"`
 	// Policies overrides Enforce per mail flow policy name, e.g.
-	// {"RELAY": false}.
+	// {"RELAYED": false}.
 	Policies map[string]bool `json:"policies,omitempty"`
 	// Reject is done to a failing message whose domain publishes p=reject;
 	// the zero value drops it (a bounce would go to the forged sender).
@@ -94,10 +94,10 @@ type AntiVirusRules struct {
 
 // DefaultRules returns the rules of a new gateway: anti-virus on (dropping
 // viruses, delivering unscannable mail with a header), DMARC policies
-// enforced except on the RELAY mail flow policy, no lists, no content filters.
+// enforced except on the RELAYED mail flow policy, no lists, no content filters.
 func DefaultRules() *Rules {
 	return &Rules{
-		DMARC:     DMARCRules{Enforce: true, Policies: map[string]bool{"RELAY": false}},
+		DMARC:     DMARCRules{Enforce: true, Policies: map[string]bool{"RELAYED": false}},
 		AntiVirus: AntiVirusRules{Enabled: true},
 	}
 }

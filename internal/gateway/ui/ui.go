@@ -1,15 +1,20 @@
 // Package ui serves the gateway's web pages (the AsyncOS-style admin UI):
-// Monitor > Message Tracking, Quarantine and Overview, inside the shared
-// shell of internal/web.
+// Monitor > Message Tracking, Quarantine and Overview, and the
+// configuration pages (Mail Policies, Security Services, Network, System
+// Administration) with their Commit Changes model, inside the shared shell
+// of internal/web.
 //
 // The pages read their data through the small interfaces declared here
-// (Tracker, Quarantines, OverviewSource); the gateway adapts its stores.
+// (Tracker, Quarantines, OverviewSource, Settings, Connector, Accounts,
+// AVPinger); the gateway adapts its stores.
 package ui
 
 import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -118,6 +123,10 @@ type OverviewSource interface {
 
 // Config is what New needs. Sessions and Authenticate are required; a nil
 // data source makes its pages answer 503 with a message saying so.
+//
+// The signed-in user's web.User.Role (a Role constant) decides what they
+// may do: Administrators and Operators change the configuration, only
+// Administrators manage users, other roles view.
 type Config struct {
 	Sessions     *web.Sessions
 	Authenticate web.Authenticate
@@ -127,8 +136,20 @@ type Config struct {
 	// QuarantineNames are the quarantines shown as tabs, in order; nil
 	// means "Policy", "Virus", "Outbreak".
 	QuarantineNames []string
+	// Settings is the configuration the configuration pages show and
+	// stage changes in (the gateway's *config.Manager).
+	Settings Settings
+	// Connector drives registration on Cloud Service Settings; nil shows
+	// that the connector is not available.
+	Connector Connector
+	// Accounts manages System Administration > Users.
+	Accounts Accounts
+	// AV tests a clamd address on the Anti-Virus page; nil hides Test
+	// Connection.
+	AV AVPinger
 	// Pending reports staged configuration changes for the banner; nil
-	// means none.
+	// means Settings.HasPending for the signed-in user, or none without
+	// Settings.
 	Pending func(*http.Request) bool
 	// Location is the gateway's time zone for display and date input; nil
 	// means UTC.
@@ -160,6 +181,26 @@ func New(cfg Config) (*UI, error) {
 	if cfg.QuarantineNames == nil {
 		cfg.QuarantineNames = []string{"Policy", "Virus", "Outbreak"}
 	}
+	if cfg.Pending == nil && cfg.Settings != nil {
+		settings, sessions := cfg.Settings, cfg.Sessions
+		cfg.Pending = func(r *http.Request) bool {
+			s, ok := sessions.Get(r)
+			if !ok {
+				return false
+			}
+			pending, _ := settings.HasPending(r.Context(), s.User.Name)
+			return pending
+		}
+	}
+	all := template.FuncMap{}
+	for _, m := range []template.FuncMap{funcs, settingsFuncs} {
+		for k, v := range m {
+			if _, dup := all[k]; dup {
+				return nil, fmt.Errorf("gateway/ui: template function %q defined twice", k)
+			}
+			all[k] = v
+		}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -172,7 +213,7 @@ func New(cfg Config) (*UI, error) {
 		Role:     "Email Gateway",
 		Nav:      Nav,
 		Pages:    pages,
-		Funcs:    funcs,
+		Funcs:    all,
 		Sessions: cfg.Sessions,
 		Pending:  cfg.Pending,
 		Location: cfg.Location,
@@ -207,8 +248,65 @@ func (u *UI) Routes() http.Handler {
 	mux.Handle("POST /monitor/quarantine/{name}/delete", page(u.quarantineAction(actDelete)))
 	mux.Handle("GET /monitor/overview", page(u.overview))
 
+	// Configuration: every change is staged until Commit Changes. Pages
+	// are open to every role; edit and admin refuse the roles that may not
+	// change the configuration or the users.
+	edit := func(h http.HandlerFunc) http.Handler { return auth(u.editor(h)) }
+	admin := func(h http.HandlerFunc) http.Handler { return auth(u.administrator(h)) }
+	mux.Handle("GET /commit", page(u.commitForm))
+	mux.Handle("POST /commit", edit(u.commit))
+	mux.Handle("POST /clear", edit(u.clear))
+	mux.Handle("GET /system/config-history", page(u.history))
+	mux.Handle("POST /system/config-history/{id}/rollback", edit(u.rollback))
+
+	mux.Handle("GET /mail-policies/hat", page(u.hat))
+	u.entityRoutes(mux, senderGroups, edit)
+	u.entityRoutes(mux, flowPolicies, edit)
+	mux.Handle("GET /mail-policies/rat", page(u.rat))
+	u.entityRoutes(mux, ratEntries, edit)
+	mux.Handle("GET /mail-policies/content-filters", page(u.filters))
+	u.entityRoutes(mux, contentFilters, edit)
+	mux.Handle("POST /mail-policies/content-filters/{key}/enable", edit(u.enableFilter))
+
+	mux.Handle("GET /security/anti-virus", page(u.antiVirus))
+	mux.Handle("POST /security/anti-virus", edit(u.saveAV))
+	mux.Handle("POST /security/anti-virus/test", edit(u.testAV))
+	mux.Handle("GET /security/mail-auth", page(u.mailAuth))
+	mux.Handle("POST /security/mail-auth", edit(u.saveMailAuth))
+	mux.Handle("GET /security/reputation", page(u.lists))
+	u.entityRoutes(mux, reputationLists, edit)
+
+	mux.Handle("GET /network/smtp-routes", page(u.smtpRoutes))
+	u.entityRoutes(mux, smtpRoutes, edit)
+	mux.Handle("GET /network/cloud-service", page(u.cloud))
+	mux.Handle("GET /network/cloud-service/edit", edit(u.cloudEdit))
+	mux.Handle("POST /network/cloud-service", edit(u.cloudSave))
+	mux.Handle("POST /network/cloud-service/register", edit(u.register))
+	mux.Handle("POST /network/cloud-service/deregister", edit(u.deregister))
+
+	mux.Handle("GET /system/users", page(u.users))
+	mux.Handle("GET /system/users/new", admin(u.newUser))
+	mux.Handle("POST /system/users", admin(u.createUser))
+	mux.Handle("GET /system/users/{name}/password", page(u.passwordForm))
+	mux.Handle("POST /system/users/{name}/password", page(u.setPassword))
+	mux.Handle("POST /system/users/{name}/delete", admin(u.deleteUser))
+
 	mux.Handle("/", page(u.rd.NotFound))
 	return u.rd.CSRF(mux)
+}
+
+// entityRoutes mounts an entity's form and actions under its base path:
+// GET new and {key}/edit, POST base (add) and {key} (save), POST {key}/delete
+// and {key}/move. All need a role that may edit.
+func (u *UI) entityRoutes(mux *http.ServeMux, e interface{ handlers(*UI) entityHandlers }, edit func(http.HandlerFunc) http.Handler) {
+	h := e.handlers(u)
+	base := h.base
+	mux.Handle("GET "+base+"/new", edit(h.newForm))
+	mux.Handle("POST "+base, edit(h.save))
+	mux.Handle("GET "+base+"/{key}/edit", edit(h.editForm))
+	mux.Handle("POST "+base+"/{key}", edit(h.save))
+	mux.Handle("POST "+base+"/{key}/delete", edit(h.remove))
+	mux.Handle("POST "+base+"/{key}/move", edit(h.move))
 }
 
 func redirect(to string) http.HandlerFunc {

@@ -720,7 +720,10 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("GET %s without its data source = %d, want 503 saying so", path, p.status)
 		}
 	}
-	if p := e.get(t, "/mail-policies/hat"); p.status != http.StatusNotFound {
-		t.Errorf("GET a page not built yet = %d, want 404", p.status)
+	if p := e.get(t, "/mail-policies/hat"); p.status != http.StatusServiceUnavailable {
+		t.Errorf("GET a configuration page without Settings = %d, want 503", p.status)
+	}
+	if p := e.get(t, "/no/such/page"); p.status != http.StatusNotFound {
+		t.Errorf("GET an unknown page = %d, want 404", p.status)
 	}
 }

@@ -158,6 +158,18 @@ func (s *GatewayStore) SetPassword(ctx context.Context, name, hash string) error
 	return nil
 }
 
+// DeleteUser removes a user, or answers NotFound.
+func (s *GatewayStore) DeleteUser(ctx context.Context, name string) error {
+	res, err := s.db.W.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return sightline.Errorf(sightline.NotFound, "no user %q", name)
+	}
+	return nil
+}
+
 // Commit is one entry of the configuration history.
 type Commit struct {
 	ID          int64

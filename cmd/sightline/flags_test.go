@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseFlagsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sightline.conf")
+	os.WriteFile(file, []byte("# comment\nsmtp-addr = 127.0.0.1:3000\ngateway-addr = \"127.0.0.1:3001\"\nhostname = from-file\n"), 0o600)
+	tests := []struct {
+		name     string
+		args     []string
+		env      map[string]string
+		wantSMTP string
+		wantHTTP string
+		wantHost string
+	}{
+		{"defaults", nil, nil, "127.0.0.1:2525", "127.0.0.1:6080", ""},
+		{"file", []string{"--config", file}, nil, "127.0.0.1:3000", "127.0.0.1:3001", "from-file"},
+		{"env over file", []string{"--config", file}, map[string]string{"SIGHTLINE_SMTP_ADDR": "127.0.0.1:4000"}, "127.0.0.1:4000", "127.0.0.1:3001", "from-file"},
+		{"flag over env", []string{"--smtp-addr", "127.0.0.1:5000", "--config", file}, map[string]string{"SIGHTLINE_SMTP_ADDR": "127.0.0.1:4000"}, "127.0.0.1:5000", "127.0.0.1:3001", "from-file"},
+		{"config from env", nil, map[string]string{"SIGHTLINE_CONFIG": file}, "127.0.0.1:3000", "127.0.0.1:3001", "from-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFlagSet("test", &strings.Builder{})
+			var g gatewayFlags
+			g.register(fs)
+			if err := parseFlags(fs, tt.args, func(k string) string { return tt.env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if g.smtpAddr != tt.wantSMTP || g.httpAddr != tt.wantHTTP || g.hostname != tt.wantHost {
+				t.Errorf("got smtp %q http %q host %q, want %q %q %q", g.smtpAddr, g.httpAddr, g.hostname, tt.wantSMTP, tt.wantHTTP, tt.wantHost)
+			}
+		})
+	}
+}
+
+func TestParseFlagsErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.conf")
+	os.WriteFile(bad, []byte("smtp-adr = x\n"), 0o600)
+	noEq := filepath.Join(dir, "noeq.conf")
+	os.WriteFile(noEq, []byte("smtp-addr\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown setting", []string{"--config", bad}, `unknown setting "smtp-adr"`},
+		{"no equals", []string{"--config", noEq}, "want name = value"},
+		{"missing file", []string{"--config", filepath.Join(dir, "none")}, "no such file"},
+		{"stray argument", []string{"extra"}, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := newFlagSet("test", &strings.Builder{})
+			var g gatewayFlags
+			g.register(fs)
+			err := parseFlags(fs, tt.args, func(string) string { return "" })
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("parseFlags(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/sightline/sightline/internal/gateway"
+)
+
+func runGateway(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gateway", stderr)
+	var common commonFlags
+	var gw gatewayFlags
+	common.register(fs)
+	gw.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	logger, err := common.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(common.data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	g, err := gateway.Open(ctx, gw.options(common.data, logger, adminPassword(getenv, stdout)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Sightline gateway %s: SMTP on %s, UI and API on http://%s/\n", version, g.SMTPAddr(), g.HTTPAddr())
+	return g.Run(ctx)
+}

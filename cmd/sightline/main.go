@@ -1,0 +1,97 @@
+// Command sightline runs Sightline's roles (gateway, exchange, console,
+// manager), alone or all together with serve, and talks to running ones.
+//
+// Usage:
+//
+//	sightline serve                 every role in one process, embedded store
+//	sightline gateway               the gateway role alone
+//	sightline track [filters]       search a gateway's Message Tracking
+//	sightline version               print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "sightline:", err)
+		}
+		os.Exit(exitCode(err))
+	}
+}
+
+// env reads the process environment; tests pass their own.
+type env func(string) string
+
+// command is one subcommand.
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run every role in one process on the embedded store", runServe},
+		{"gateway", "run the gateway role, or manage a running gateway", runGateway},
+		{"track", "search a gateway's Message Tracking", runTrack},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return usageError("no command given")
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return usageError(fmt.Sprintf("unknown command %q", args[0]))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: sightline <command> [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'sightline <command> -h' for a command's flags.")
+}
+
+// usageError is a mistake in the command line; it exits with status 2.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func exitCode(err error) int {
+	var u usageError
+	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+		return 2
+	}
+	return 1
+}
+
+func runVersion(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fmt.Fprintln(stdout, "sightline", version)
+	return nil
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sightline/sightline/internal/gateway"
+	"github.com/sightline/sightline/internal/password"
+)
+
+// gatewayFlags are the settings of the gateway role.
+type gatewayFlags struct {
+	smtpAddr, httpAddr, hostname, dns, clamd string
+}
+
+func (g *gatewayFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&g.smtpAddr, "smtp-addr", "127.0.0.1:2525", "gateway SMTP listen `address`")
+	fs.StringVar(&g.httpAddr, "gateway-addr", "127.0.0.1:6080", "gateway UI and AsyncOS API listen `address`")
+	fs.StringVar(&g.hostname, "hostname", "", "gateway host `name` for SMTP and the UI (default: this machine's)")
+	fs.StringVar(&g.dns, "dns", "", "comma-separated DNS `servers` (host:port) for SPF, DKIM, DMARC and reverse DNS (default: /etc/resolv.conf)")
+	fs.StringVar(&g.clamd, "clamd", "", "ClamAV clamd `address` for anti-virus: unix:/path or tcp:host:port (default: anti-virus off)")
+}
+
+func (g *gatewayFlags) options(dataDir string, logger *slog.Logger, adminPassword func() (string, error)) gateway.Options {
+	var dns []string
+	for _, s := range strings.Split(g.dns, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			dns = append(dns, s)
+		}
+	}
+	return gateway.Options{
+		DataDir:       filepath.Join(dataDir, "gateway"),
+		SMTPAddr:      g.smtpAddr,
+		HTTPAddr:      g.httpAddr,
+		Hostname:      g.hostname,
+		DNSServers:    dns,
+		Clamd:         g.clamd,
+		Version:       version,
+		AdminPassword: adminPassword,
+		Logger:        logger.With("role", "gateway"),
+	}
+}
+
+// commonFlags are the settings every running role shares.
+type commonFlags struct {
+	data, logLevel, logFormat string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.data, "data", "./sightline-data", "data `directory`")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json")
+}
+
+func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError(fmt.Sprintf("--log-level %q: want debug, info, warn or error", c.logLevel))
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError(fmt.Sprintf("--log-format %q: want text or json", c.logFormat))
+}
+
+// adminPassword returns the password every role gives the admin user on its
+// first start: SIGHTLINE_ADMIN_PASSWORD, or one generated once per process
+// and printed, so that one password opens every role of serve.
+func adminPassword(getenv env, stdout io.Writer) func() (string, error) {
+	var once sync.Once
+	var pw string
+	return func() (string, error) {
+		once.Do(func() {
+			if pw = getenv("SIGHTLINE_ADMIN_PASSWORD"); pw != "" {
+				return
+			}
+			pw = password.Generate()
+			fmt.Fprintf(stdout, "\nCreated the administrator: user admin, password %s\n"+
+				"It is shown only this once. Set SIGHTLINE_ADMIN_PASSWORD before the first start to choose it.\n\n", pw)
+		})
+		return pw, nil
+	}
+}
+
+func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("serve", stderr)
+	var common commonFlags
+	var gw gatewayFlags
+	common.register(fs)
+	gw.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	logger, err := common.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(common.data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	g, err := gateway.Open(ctx, gw.options(common.data, logger, adminPassword(getenv, stdout)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Sightline %s is running (data in %s)\n", version, common.data)
+	fmt.Fprintf(stdout, "  gateway SMTP          %s\n", g.SMTPAddr())
+	fmt.Fprintf(stdout, "  gateway UI and API    http://%s/\n", g.HTTPAddr())
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error { return g.Run(ctx) })
+	return eg.Wait()
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// clientFlags are how a CLI command reaches and signs in to a running role.
+type clientFlags struct {
+	user, password string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.user, "user", "admin", "user `name` to sign in as")
+	fs.StringVar(&c.password, "password", "", "`password` (default: $SIGHTLINE_ADMIN_PASSWORD)")
+}
+
+func (c *clientFlags) resolve(getenv env) error {
+	if c.password == "" {
+		c.password = getenv("SIGHTLINE_ADMIN_PASSWORD")
+	}
+	if c.password == "" {
+		return usageError("no password: set SIGHTLINE_ADMIN_PASSWORD or pass --password")
+	}
+	return nil
+}
+
+// textFilter is one AsyncOS operator/value filter, set by --X-is, --X-begins
+// or --X-contains.
+type textFilter struct {
+	opParam, valueParam string
+	op, value           string
+}
+
+func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam string) {
+	f.opParam, f.valueParam = opParam, valueParam
+	for _, op := range []struct{ suffix, op, verb string }{
+		{"is", "is", "is"}, {"begins", "begins_with", "begins with"}, {"contains", "contains", "contains"},
+	} {
+		fs.Func(name+"-"+op.suffix, fmt.Sprintf("%s %s `text`", what, op.verb), func(v string) error {
+			if f.op != "" {
+				return fmt.Errorf("only one of --%s-is, --%s-begins, --%s-contains", name, name, name)
+			}
+			f.op, f.value = op.op, v
+			return nil
+		})
+	}
+}
+
+func (f *textFilter) apply(q url.Values) {
+	if f.op != "" {
+		q.Set(f.opParam, f.op)
+		q.Set(f.valueParam, f.value)
+	}
+}
+
+func runTrack(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("track", stderr)
+	var client clientFlags
+	client.register(fs)
+	gatewayURL := fs.String("gateway", "http://127.0.0.1:6080", "gateway `URL`")
+	var sender, recipient, subject, attachment, domain textFilter
+	sender.register(fs, "sender", "envelope sender", "envelopeSenderfilterOperator", "envelopeSenderfilterValue")
+	recipient.register(fs, "recipient", "envelope recipient", "envelopeRecipientfilterOperator", "envelopeRecipientfilterValue")
+	subject.register(fs, "subject", "subject", "subjectfilterOperator", "subjectfilterValue")
+	attachment.register(fs, "attachment", "attachment name", "attachmentNameOperator", "attachmentNameValue")
+	domain.register(fs, "domain", "sender or recipient domain", "domainNameOperator", "domainNameValue")
+	senderIP := fs.String("sender-ip", "", "sender `IP` address")
+	messageID := fs.String("message-id", "", "Message-ID `header`")
+	mid := fs.Int64("mid", 0, "message `ID` (MID)")
+	sha256 := fs.String("sha256", "", "attachment SHA-256 `hash`")
+	direction := fs.String("direction", "", "`incoming` or outgoing")
+	status := fs.String("status", "", "delivery `status`: DELIVERED, DROPPED, ABORTED or BOUNCED")
+	lastDay := fs.Bool("last-day", false, "the last 24 hours (the default range)")
+	lastWeek := fs.Bool("last-week", false, "the last 7 days")
+	since := fs.String("since", "", "range start `time` (2006-01-02 or 2006-01-02T15:04, UTC)")
+	until := fs.String("until", "", "range end `time` (default now)")
+	limit := fs.Int("limit", 20, "rows per `page` (at most 1000)")
+	offset := fs.Int("offset", 0, "rows to `skip`")
+	asJSON := fs.Bool("json", false, "print the API's JSON body")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := client.resolve(getenv); err != nil {
+		return err
+	}
+
+	end := time.Now().UTC()
+	start := end.Add(-24 * time.Hour)
+	switch {
+	case *lastDay && *lastWeek, (*lastDay || *lastWeek) && *since != "":
+		return usageError("choose one of --last-day, --last-week, --since")
+	case *lastWeek:
+		start = end.Add(-7 * 24 * time.Hour)
+	}
+	var err error
+	if *since != "" {
+		if start, err = parseCLITime(*since); err != nil {
+			return usageError("--since: " + err.Error())
+		}
+	}
+	if *until != "" {
+		if end, err = parseCLITime(*until); err != nil {
+			return usageError("--until: " + err.Error())
+		}
+	}
+	// AsyncOS takes whole minutes: round the end up so nothing recent is missed.
+	end = end.Truncate(time.Minute).Add(time.Minute)
+	q := url.Values{}
+	q.Set("startDate", start.Truncate(time.Minute).Format("2006-01-02T15:04:00.000Z"))
+	q.Set("endDate", end.Format("2006-01-02T15:04:00.000Z"))
+	q.Set("searchOption", "messages")
+	q.Set("ciscoHost", "All_Hosts")
+	q.Set("offset", strconv.Itoa(*offset))
+	q.Set("limit", strconv.Itoa(*limit))
+	for _, f := range []*textFilter{&sender, &recipient, &subject, &attachment, &domain} {
+		f.apply(q)
+	}
+	for param, v := range map[string]string{"senderIp": *senderIP, "messageIdHeader": *messageID,
+		"fileSha256": *sha256, "messageDirection": *direction, "deliveryStatus": strings.ToUpper(*status)} {
+		if v != "" {
+			q.Set(param, v)
+		}
+	}
+	if *mid != 0 {
+		q.Set("ciscoMid", strconv.FormatInt(*mid, 10))
+	}
+
+	body, err := asyncOSGet(ctx, *gatewayURL, "/esa/api/v2.0/message-tracking/messages", q, client)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	return printTracking(stdout, body)
+}
+
+func parseCLITime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q: want 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
+}
+
+// asyncOSGet calls a gateway's AsyncOS API with Basic authentication and
+// returns the body of a 200 answer, or the API's error message.
+func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFlags) ([]byte, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
+	if err != nil {
+		return nil, usageError(fmt.Sprintf("gateway URL %q: %v", base, err))
+	}
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(c.user, c.password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the gateway at %s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read gateway answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+			return nil, fmt.Errorf("gateway answered %d: %s", resp.StatusCode, e.Error.Message)
+		}
+		return nil, fmt.Errorf("gateway answered %s", resp.Status)
+	}
+	return body, nil
+}
+
+// printTracking prints a message-tracking search answer as the UI's table.
+func printTracking(w io.Writer, body []byte) error {
+	var res struct {
+		Meta struct {
+			TotalCount int `json:"totalCount"`
+		} `json:"meta"`
+		Data []struct {
+			Attributes struct {
+				Timestamp     string            `json:"timestamp"`
+				MID           []int64           `json:"mid"`
+				Sender        string            `json:"sender"`
+				Recipient     []string          `json:"recipient"`
+				Subject       string            `json:"subject"`
+				MessageStatus map[string]string `json:"messageStatus"`
+			} `json:"attributes"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &res); err != nil {
+		return fmt.Errorf("gateway answer is not a tracking result: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tMID\tSENDER\tRECIPIENT\tSUBJECT\tLAST STATE")
+	for _, row := range res.Data {
+		a := row.Attributes
+		mids := make([]string, len(a.MID))
+		for i, m := range a.MID {
+			mids[i] = strconv.FormatInt(m, 10)
+		}
+		keys := make([]string, 0, len(a.MessageStatus))
+		for k := range a.MessageStatus {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		states := make([]string, len(keys))
+		for i, k := range keys {
+			states[i] = a.MessageStatus[k]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Timestamp, strings.Join(mids, ","), a.Sender,
+			strings.Join(a.Recipient, ", "), a.Subject, strings.Join(states, "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d of %d messages\n", len(res.Data), res.Meta.TotalCount)
+	return nil
+}
