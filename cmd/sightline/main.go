@@ -5,6 +5,9 @@
 //
 //	sightline serve                 every role in one process, embedded store
 //	sightline gateway               the gateway role alone
+//	sightline exchange              one exchange region alone
+//	sightline exchange token create --devices N --expires 1h
+//	sightline exchange devices
 //	sightline track [filters]       search a gateway's Message Tracking
 //	sightline version               print the version
 package main
@@ -48,6 +51,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run every role in one process on the embedded store", runServe},
 		{"gateway", "run the gateway role, or manage a running gateway", runGateway},
+		{"exchange", "run an exchange region, or manage tokens and devices", runExchange},
 		{"track", "search a gateway's Message Tracking", runTrack},
 		{"version", "print the version", runVersion},
 	}

@@ -13,7 +13,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sightline/sightline/internal/exchange"
 	"github.com/sightline/sightline/internal/gateway"
+	"github.com/sightline/sightline/internal/gateway/config"
 	"github.com/sightline/sightline/internal/password"
 )
 
@@ -99,8 +101,10 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	fs := newFlagSet("serve", stderr)
 	var common commonFlags
 	var gw gatewayFlags
+	var ex exchangeFlags
 	common.register(fs)
 	gw.register(fs)
+	ex.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -111,16 +115,41 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err := os.MkdirAll(common.data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	g, err := gateway.Open(ctx, gw.options(common.data, logger, adminPassword(getenv, stdout)))
+	admin := adminPassword(getenv, stdout)
+
+	// Open everything first, so that a taken port stops the start before
+	// anything serves. An error here ends the process, which releases the rest.
+	var runs []func(context.Context) error
+	var exchanges []*exchange.Exchange
+	for _, r := range regions {
+		x, err := exchange.Open(ctx, ex.options(r.label, common.data, logger, admin))
+		if err != nil {
+			return fmt.Errorf("exchange %s: %w", r.label, err)
+		}
+		exchanges = append(exchanges, x)
+		runs = append(runs, x.Run)
+	}
+	gwOpts := gw.options(common.data, logger, admin)
+	for i, x := range exchanges {
+		gwOpts.Regions = append(gwOpts.Regions, config.Region{Label: regions[i].label, URL: "http://" + x.Addr()})
+	}
+	g, err := gateway.Open(ctx, gwOpts)
 	if err != nil {
 		return err
 	}
+	runs = append(runs, g.Run)
+
 	fmt.Fprintf(stdout, "Sightline %s is running (data in %s)\n", version, common.data)
-	fmt.Fprintf(stdout, "  gateway SMTP          %s\n", g.SMTPAddr())
-	fmt.Fprintf(stdout, "  gateway UI and API    http://%s/\n", g.HTTPAddr())
-	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
+	fmt.Fprintf(stdout, "  gateway SMTP              %s\n", g.SMTPAddr())
+	fmt.Fprintf(stdout, "  gateway UI and API        http://%s/\n", g.HTTPAddr())
+	for i, x := range exchanges {
+		fmt.Fprintf(stdout, "  exchange %-16s http://%s/\n", regions[i].label, x.Addr())
+	}
+	fmt.Fprintln(stdout, "Sign in as admin. Press Ctrl-C to stop.")
 
 	eg, ctx := errgroup.WithContext(ctx)
-	eg.Go(func() error { return g.Run(ctx) })
+	for _, run := range runs {
+		eg.Go(func() error { return run(ctx) })
+	}
 	return eg.Wait()
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -129,6 +130,9 @@ func Open(ctx context.Context, opts Options) (*Exchange, error) {
 	if e.store == nil {
 		if opts.DataDir == "" {
 			return nil, sightline.Errorf(sightline.Invalid, "exchange: no data directory and no store")
+		}
+		if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+			return nil, fmt.Errorf("exchange data directory: %w", err)
 		}
 		st, err := sqlite.OpenExchange(ctx, filepath.Join(opts.DataDir, "exchange.db"))
 		if err != nil {

@@ -54,6 +54,9 @@ type Options struct {
 	// Clamd is the ClamAV daemon ("unix:/path" or "tcp:host:port") written
 	// into the first configuration; later changes go through a commit.
 	Clamd string
+	// Regions are the Threat Response Servers offered in the first
+	// configuration; nil means the defaults of a local serve.
+	Regions []config.Region
 	// Version is the product version shown in logs and the API.
 	Version string
 	// AdminPassword gives the admin user's password on the first start.
@@ -178,6 +181,9 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 
 	initial := config.Default(o.Hostname)
 	initial.AntiVirus.Clamd = o.Clamd
+	if o.Regions != nil {
+		initial.Cloud.Regions = o.Regions
+	}
 	if g.config, err = config.NewManager(ctx, g.store, initial, g.apply, logger.With("component", "config")); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sightline/sightline/internal/exchange"
+	"github.com/sightline/sightline/internal/exchange/exchangeclient"
+)
+
+// regions are the exchanges serve runs, and the URLs the CLI and a new
+// gateway know them by.
+var regions = []struct{ label, addr string }{
+	{"AMERICAS", "127.0.0.1:8090"},
+	{"EUROPE", "127.0.0.1:8091"},
+}
+
+// exchangeFlags are the settings of the exchange role.
+type exchangeFlags struct {
+	addrs      map[string]*string // region label → listen address
+	minVersion string
+}
+
+func (e *exchangeFlags) register(fs *flag.FlagSet) {
+	e.addrs = map[string]*string{}
+	for _, r := range regions {
+		e.addrs[r.label] = fs.String("exchange-"+strings.ToLower(r.label)+"-addr", r.addr,
+			fmt.Sprintf("exchange %s listen `address`", r.label))
+	}
+	fs.StringVar(&e.minVersion, "min-version", "", "oldest device `version` an exchange registers (default: any)")
+}
+
+func (e *exchangeFlags) options(region, dataDir string, logger *slog.Logger, adminPassword func() (string, error)) exchange.Options {
+	return exchange.Options{
+		Region:        region,
+		Addr:          *e.addrs[region],
+		DataDir:       filepath.Join(dataDir, "exchange-"+strings.ToLower(region)),
+		MinVersion:    e.minVersion,
+		AdminPassword: adminPassword,
+		Logger:        logger.With("role", "exchange"),
+	}
+}
+
+func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "token":
+			return runExchangeToken(ctx, args[1:], getenv, stdout, stderr)
+		case "devices":
+			return runExchangeDevices(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
+	fs := newFlagSet("exchange", stderr)
+	var common commonFlags
+	var ex exchangeFlags
+	common.register(fs)
+	ex.register(fs)
+	region := fs.String("region", "AMERICAS", "`region` this exchange serves: AMERICAS, EUROPE or APJC")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: sightline exchange [flags]            run one exchange region\n"+
+			"       sightline exchange token create --devices N --expires 1h\n"+
+			"       sightline exchange devices")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if _, ok := ex.addrs[*region]; !ok {
+		return usageError(fmt.Sprintf("--region %q: want AMERICAS or EUROPE", *region))
+	}
+	logger, err := common.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(common.data, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	x, err := exchange.Open(ctx, ex.options(*region, common.data, logger, adminPassword(getenv, stdout)))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Sightline exchange %s %s: http://%s/\n", version, *region, x.Addr())
+	return x.Run(ctx)
+}
+
+// exchangeURL turns --exchange (a URL or a region name) into a URL.
+func exchangeURL(s string) string {
+	for _, r := range regions {
+		if strings.EqualFold(s, r.label) {
+			return "http://" + r.addr
+		}
+	}
+	return strings.TrimSuffix(s, "/")
+}
+
+func adminClient(fs *flag.FlagSet) (*clientFlags, *string) {
+	var c clientFlags
+	c.register(fs)
+	url := fs.String("exchange", "AMERICAS", "exchange `URL` or region name (AMERICAS, EUROPE)")
+	return &c, url
+}
+
+func runExchangeToken(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError("usage: sightline exchange token create --devices N --expires 1h")
+	}
+	fs := newFlagSet("exchange token create", stderr)
+	client, url := adminClient(fs)
+	devices := fs.Int("devices", 1, "how many devices the token may register (`1-100`)")
+	expires := fs.String("expires", "1h", "token lifetime: 1h, 2h, 4h, 6h, 8h, 12h, 1d, 2d, 3d, 4d or 5d")
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	if err := client.resolve(getenv); err != nil {
+		return err
+	}
+	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
+	tok, err := c.TokenCreate(ctx, *devices, *expires)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok.Token)
+	fmt.Fprintf(stderr, "Token for %d device(s) in region %s, expires %s. It is shown only this once.\n",
+		tok.Devices, tok.Region, tok.ExpiresAt.Local().Format(time.RFC1123))
+	return nil
+}
+
+func runExchangeDevices(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("exchange devices", stderr)
+	client, url := adminClient(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := client.resolve(getenv); err != nil {
+		return err
+	}
+	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
+	ds, err := c.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tVERSION\tSTATUS\tIP\tTUNNEL")
+	for _, d := range ds.Devices {
+		tunnel := "down"
+		if d.Connected {
+			tunnel = "up"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Name, d.Type, d.Version, d.Status, d.IP, tunnel)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if !ds.ThreatResponse {
+		fmt.Fprintf(stdout, "Threat Response is not enabled for organisation %s in region %s: enable it under Cloud Services.\n", ds.Organisation, ds.Region)
+	}
+	return nil
+}
