@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -54,8 +55,18 @@ func FuzzHubTraffic(f *testing.F) {
 		}
 		ws.CloseNow()
 		x.waitEvent(t, "disconnect dev-b2")
-		if got, err := get(t, x.hub, "dev-a", "/after-fuzz"); err != nil || got.Device != "dev-a" {
-			t.Fatalf("dev-a after fuzzed traffic from dev-b2: %+v, %v", got, err)
+		// dev-a must still be served. On a loaded machine its 1 s heartbeat
+		// may lapse and it redials by itself, so allow for that gap.
+		deadline := time.Now().Add(waitLimit)
+		for {
+			got, err := get(t, x.hub, "dev-a", "/after-fuzz")
+			if err == nil && got.Device == "dev-a" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dev-a after fuzzed traffic from dev-b2: %+v, %v", got, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 }
