@@ -32,6 +32,7 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 		Authenticate: g.uiAuthenticate,
 		Tracking:     g.tracks,
 		Quarantine:   quarantines{g.queue},
+		Overview:     overview{g.tracks, g.queue},
 		Settings:     g.config,
 		Accounts:     accounts{g.store},
 		AV:           avPinger{},
@@ -50,6 +51,35 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	mux.Handle("/esa/api/v2.0/", g.apiAuth.require(api))
 	mux.Handle("/", pages.Routes())
 	return mux, nil
+}
+
+// overview adapts tracking and the queue to Monitor > Overview.
+type overview struct {
+	tracks *sqlite.TrackingStore
+	queue  *queue.Queue
+}
+
+func (o overview) Overview(ctx context.Context, since time.Time) (ui.Overview, error) {
+	ov, err := o.tracks.Overview(ctx, since)
+	if err != nil {
+		return ui.Overview{}, err
+	}
+	st, err := o.queue.Stats(ctx)
+	if err != nil {
+		return ui.Overview{}, err
+	}
+	out := ui.Overview{QueueDepth: st.Depth}
+	for _, h := range ov.Hours {
+		out.Hours = append(out.Hours, ui.HourCounts{Start: h.Start, Delivered: h.Delivered,
+			Quarantined: h.Quarantined, Dropped: h.Dropped, Bounced: h.Bounced})
+	}
+	for _, c := range ov.TopSenders {
+		out.TopSenders = append(out.TopSenders, ui.Ranked{Name: c.Name, Count: c.Count})
+	}
+	for _, c := range ov.TopThreats {
+		out.TopThreats = append(out.TopThreats, ui.Ranked{Name: c.Name, Count: c.Count})
+	}
+	return out, nil
 }
 
 // accounts adapts the gateway's users to System Administration > Users.
