@@ -35,6 +35,10 @@ eicar_b='EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
 md5=$(printf '%s%s' "$eicar_a" "$eicar_b" | md5sum | cut -d' ' -f1)
 size=$(printf '%s%s' "$eicar_a" "$eicar_b" | wc -c)
 echo "$md5:$size:Eicar-Test-Signature" >"$dir/db/sightline.hdb"
+# The same string as a body signature, so that it is also found inside a file,
+# such as an attachment of a MIME message.
+hex=$(printf '%s%s' "$eicar_a" "$eicar_b" | od -An -tx1 | tr -d ' \n')
+echo "Eicar-Test-Signature-Body:0:*:$hex" >"$dir/db/sightline.ndb"
 
 user=$(id -un)
 cat >"$dir/clamd.conf" <<EOF

@@ -354,3 +354,6 @@ func (s *switchableScanner) Scan(ctx context.Context, r io.Reader) (string, erro
 
 // DataDir is the gateway's data directory.
 func (g *Gateway) DataDir() string { return g.opts.DataDir }
+
+// Queue is the gateway's queue, with its quarantines.
+func (g *Gateway) Queue() *queue.Queue { return g.queue }

@@ -16,15 +16,17 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/gateway"
+	"github.com/sightline/sightline/internal/gateway/config"
+	"github.com/sightline/sightline/internal/gateway/pipeline/contentfilter"
 )
 
 const adminPassword = "correct horse"
 
 // startGateway runs a gateway on loopback ports for the test's lifetime.
-func startGateway(t *testing.T) *gateway.Gateway {
+func startGateway(t *testing.T, opts ...func(*gateway.Options)) *gateway.Gateway {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	g, err := gateway.Open(ctx, gateway.Options{
+	o := gateway.Options{
 		DataDir:       t.TempDir(),
 		SMTPAddr:      "127.0.0.1:0",
 		HTTPAddr:      "127.0.0.1:0",
@@ -32,7 +34,11 @@ func startGateway(t *testing.T) *gateway.Gateway {
 		DNSServers:    []string{"127.0.0.1:1"}, // nothing answers: lookups fail fast
 		Version:       "test",
 		AdminPassword: func() (string, error) { return adminPassword, nil },
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	g, err := gateway.Open(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +57,11 @@ func startGateway(t *testing.T) *gateway.Gateway {
 // self-signed) and fails the test unless it is accepted.
 func sendMail(t *testing.T, addr, from, to, subject string) {
 	t.Helper()
-	msg := fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@test>\r\n\r\nhello\r\n", from, to, subject, time.Now().UnixNano())
+	sendRaw(t, addr, from, to, fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@test>\r\n\r\nhello\r\n", from, to, subject, time.Now().UnixNano()))
+}
+
+func sendRaw(t *testing.T, addr, from, to, msg string) {
+	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
@@ -245,4 +255,80 @@ func TestMailLogsAgreeWithTracking(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitStatus polls tracking until the message with subject reaches status.
+func waitStatus(t *testing.T, g *gateway.Gateway, subject, status string) (mid string) {
+	t.Helper()
+	q := wholeYear()
+	q.Set("subjectfilterOperator", "is")
+	q.Set("subjectfilterValue", subject)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, body, _ := apiGet(t, g, "/esa/api/v2.0/message-tracking/messages", q, basic("admin", adminPassword))
+		if data, _ := body["data"].([]any); len(data) == 1 {
+			row := data[0].(map[string]any)["attributes"].(map[string]any)
+			mid = fmt.Sprint(row["mid"].([]any)[0])
+			if got := row["messageStatus"].(map[string]any)[mid]; got == status {
+				return mid
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message %q did not reach status %q in 15s; last answer %v", subject, status, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestContentFilterQuarantineThenRelease(t *testing.T) {
+	g := startGateway(t)
+	ctx := context.Background()
+	err := g.Config().Edit(ctx, "admin", func(c *config.Config) error {
+		c.Screening.ContentFilters = append(c.Screening.ContentFilters, contentfilter.Filter{
+			Name: "hold_invoices", Enabled: true, Direction: "both",
+			Conditions: []contentfilter.Condition{{Type: contentfilter.Subject, Op: contentfilter.Contains, Value: "invoice"}},
+			Actions:    []contentfilter.Action{{Type: contentfilter.Quarantine}},
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "Invoice before commit")
+	waitStatus(t, g, "Invoice before commit", "Delivered") // staged, not committed: nothing applies
+
+	if _, err := g.Config().Commit(ctx, "admin", "hold invoices"); err != nil {
+		t.Fatal(err)
+	}
+	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "Invoice Due")
+	mid := waitStatus(t, g, "Invoice Due", "Quarantined by Content Filter")
+
+	held, err := g.Queue().Quarantined(ctx, "Policy", 0, 10)
+	if err != nil || len(held) != 1 || fmt.Sprint(held[0].MID) != mid {
+		t.Fatalf("Policy quarantine = %v, %v; want MID %s", held, err, mid)
+	}
+	if err := g.Queue().Release(ctx, held[0].MID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, g, "Invoice Due", "Delivered")
+}
+
+func TestEICARDroppedByClamd(t *testing.T) {
+	addr := os.Getenv("SIGHTLINE_TEST_CLAMD")
+	if addr == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("SIGHTLINE_TEST_CLAMD is not set: start clamd with scripts/clamd-test.sh")
+		}
+		t.Skip("SIGHTLINE_TEST_CLAMD is not set")
+	}
+	g := startGateway(t, func(o *gateway.Options) { o.Clamd = addr })
+	eicar := `X5O!P%@AP[4\PZX54(P^)7CC)7}$` + `EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
+	msg := "From: <a@example.com>\r\nTo: <b@example.org>\r\nSubject: eicar inside\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=eicar.com\r\n\r\n" +
+		eicar + "\r\n--b1--\r\n"
+	sendRaw(t, g.SMTPAddr(), "a@example.com", "b@example.org", msg)
+	waitStatus(t, g, "eicar inside", "Dropped By Anti-Virus")
+	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "clean after eicar")
+	waitStatus(t, g, "clean after eicar", "Delivered")
 }
