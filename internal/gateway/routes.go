@@ -43,12 +43,14 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 		return nil, err
 	}
 	api := tracking.NewAPI(g.tracks, g.info, g.logger)
+	search := tracking.NewSearchAPI(g.tracks, g.info, g.logger)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /esa/api/v2.0/login", g.apiAuth.login)
 	mux.Handle("GET /esa/api/v2.0/login/privileges", g.apiAuth.require(http.HandlerFunc(g.apiAuth.privileges)))
 	mux.Handle("OPTIONS /esa/api/v2.0/", api)
 	mux.Handle("/esa/api/v2.0/", g.apiAuth.require(api))
+	mux.Handle("GET /api/v1/messages", g.apiAuth.require(search))
 	mux.Handle("/", pages.Routes())
 	return mux, nil
 }

@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,11 @@ type trackingPage struct {
 	Results   *results // nil until a valid search is submitted
 	Generated time.Time
 	Zone      string // the gateway's time zone, "GMT +01:00"
+
+	// Query is the native search (search-and-bench.md Part A) of the box
+	// above the form; QueryError names its bad term.
+	Query      string
+	QueryError string
 }
 
 type results struct {
@@ -67,6 +73,10 @@ func (u *UI) tracking(w http.ResponseWriter, r *http.Request) {
 	for _, s := range statusFilters {
 		data.Statuses = append(data.Statuses, s.option)
 	}
+	if r.URL.Query().Has("q") {
+		u.querySearch(w, r, data)
+		return
+	}
 	status := http.StatusOK
 	switch {
 	case len(form.Errors) > 0:
@@ -86,6 +96,80 @@ func (u *UI) tracking(w http.ResponseWriter, r *http.Request) {
 		data.Results = res
 	}
 	u.rd.Render(w, r, status, "tracking.html", web.PageData{Title: "Message Tracking", Data: data})
+}
+
+// querySearch serves a search written in the native language (q=…), paged
+// by cursor: Next follows the cursor, Previous is the browser's.
+func (u *UI) querySearch(w http.ResponseWriter, r *http.Request, data trackingPage) {
+	ss, ok := u.cfg.Tracking.(tracking.SearchStore)
+	if !ok {
+		u.unavailable(w, r, "Query search")
+		return
+	}
+	v := r.URL.Query()
+	data.Query = strings.TrimSpace(v.Get("q"))
+	form := searchForm{Page: 1, Size: pageSizes[0]}
+	if n, err := strconv.Atoi(v.Get("size")); err == nil && slices.Contains(pageSizes, n) {
+		form.Size = n
+	}
+	if n, err := strconv.Atoi(v.Get("page")); err == nil && n >= 1 && n <= maxPage {
+		form.Page = n
+	}
+	data.Form.Size = form.Size
+	q := tracking.SearchQuery{Limit: form.Size}
+	s, err := tracking.ParseSearch(data.Query, u.cfg.Location)
+	if c := v.Get("cursor"); err == nil && c != "" {
+		var cur tracking.Cursor
+		if cur, err = tracking.ParseCursor(c); err == nil {
+			q.After = &cur
+		}
+	}
+	if err != nil {
+		var se *tracking.SearchError
+		if errors.As(err, &se) {
+			data.QueryError = fmt.Sprintf("term %q: %s.", se.Term, se.Reason)
+		} else {
+			data.QueryError = sightline.ErrorMessage(err) + "."
+		}
+		u.rd.Render(w, r, http.StatusBadRequest, "tracking.html", web.PageData{Title: "Message Tracking", Data: data})
+		return
+	}
+	q.Search = s
+	page, err := ss.SearchMessages(r.Context(), q)
+	if err != nil {
+		u.rd.Error(w, r, err)
+		return
+	}
+	link := func(size, pageNo int, cursor *tracking.Cursor) string {
+		lv := url.Values{"q": {data.Query}, "size": {strconv.Itoa(size)}}
+		if cursor != nil {
+			lv.Set("cursor", cursor.String())
+			lv.Set("page", strconv.Itoa(pageNo))
+		}
+		return "/monitor/tracking?" + lv.Encode()
+	}
+	res := &results{Total: page.Total, Capped: page.TotalCapped, Page: form.Page}
+	res.Pages = max(1, (page.Total+form.Size-1)/form.Size)
+	if n := len(page.Messages); n > 0 {
+		res.From = (form.Page-1)*form.Size + 1
+		res.To = res.From + n - 1
+	}
+	if page.Next != nil {
+		res.NextURL = link(form.Size, form.Page+1, page.Next)
+	}
+	for _, size := range pageSizes {
+		res.Sizes = append(res.Sizes, sizeLink{Size: size, URL: link(size, 1, nil), Current: size == form.Size})
+	}
+	states, err := u.lastStates(r.Context(), page.Messages)
+	if err != nil {
+		u.rd.Error(w, r, err)
+		return
+	}
+	for _, m := range page.Messages {
+		res.Rows = append(res.Rows, row{Msg: m, LastState: states[m.MID], DetailsURL: "/monitor/tracking/" + strconv.FormatInt(m.MID, 10)})
+	}
+	data.Results = res
+	u.rd.Render(w, r, http.StatusOK, "tracking.html", web.PageData{Title: "Message Tracking", Data: data})
 }
 
 func (u *UI) results(ctx context.Context, form searchForm, page tracking.Page) (*results, error) {

@@ -17,7 +17,7 @@ import (
 //go:embed tracking.sql
 var trackingSchema string
 
-var trackingMigrations = []Migration{{Version: 1, SQL: trackingSchema}}
+var trackingMigrations = []Migration{{Version: 1, SQL: trackingSchema}, {Version: 2, SQL: trackingSearchSchema}}
 
 // DefaultCountLimit is the default TrackingStore.CountLimit.
 const DefaultCountLimit = 100_000

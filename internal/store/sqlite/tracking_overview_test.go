@@ -34,8 +34,8 @@ func TestTrackingOverview(t *testing.T) {
 			{Start: base, Delivered: 1, Dropped: 1},
 			{Start: base.Add(time.Hour), Quarantined: 1, Bounced: 1},
 		},
-		TopSenders: []tracking.Count{{"a@x.test", 3}, {"b@y.test", 1}, {"c@z.test", 1}},
-		TopThreats: []tracking.Count{{"Eicar-Test-Signature", 2}, {"block_exe", 2}},
+		TopSenders: []tracking.Count{{Name: "a@x.test", Count: 3}, {Name: "b@y.test", Count: 1}, {Name: "c@z.test", Count: 1}},
+		TopThreats: []tracking.Count{{Name: "Eicar-Test-Signature", Count: 2}, {Name: "block_exe", Count: 2}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Overview mismatch (-want +got):\n%s", diff)

@@ -1,0 +1,172 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/tracking"
+)
+
+func openSearchStore(t *testing.T) *TrackingStore {
+	t.Helper()
+	s, err := OpenTracking(context.Background(), filepath.Join(t.TempDir(), "tracking.db"))
+	if err != nil {
+		t.Fatalf("OpenTracking: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// fillMessages inserts n bare messages with MIDs 1…n straight into the
+// table, faster than Apply.
+func fillMessages(t *testing.T, s *TrackingStore, n int) {
+	t.Helper()
+	cols := strings.Split(strings.NewReplacer("\n", "", "\t", "", " ", "").Replace(messageColumns), ",")
+	vals := make([]string, len(cols))
+	for i, c := range cols {
+		switch c {
+		case "mid", "icid":
+			vals[i] = "x"
+		case "injected_at":
+			vals[i] = "x * 1000000000"
+		case "size":
+			vals[i] = "x"
+		case "direction":
+			vals[i] = "'incoming'"
+		case "sender_ip":
+			vals[i] = "'192.0.2.' || (x % 256)"
+		default:
+			vals[i] = "''"
+		}
+	}
+	q := `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ?)
+		INSERT INTO messages (` + messageColumns + `) SELECT ` + strings.Join(vals, ", ") + ` FROM n`
+	if _, err := s.db.W.ExecContext(context.Background(), q, n); err != nil {
+		t.Fatalf("fill %d messages: %v", n, err)
+	}
+}
+
+func TestSearchMessagesTotalCapped(t *testing.T) {
+	s := openSearchStore(t)
+	fillMessages(t, s, tracking.SearchCountLimit+1)
+	tests := []struct {
+		q      string
+		total  int
+		capped bool
+	}{
+		{"", tracking.SearchCountLimit, true},
+		{"larger:1", tracking.SearchCountLimit, false},
+		{"smaller:10001", tracking.SearchCountLimit, false},
+		{"ip:192.0.2.0/24", tracking.SearchCountLimit, true},
+		{"ip:192.0.2.0/25", 39*128 + 17, false}, // x % 256 < 128 for x in 1…10001
+	}
+	for _, tt := range tests {
+		sq, err := tracking.ParseSearch(tt.q, time.UTC)
+		if err != nil {
+			t.Fatalf("ParseSearch(%q): %v", tt.q, err)
+		}
+		page, err := s.SearchMessages(context.Background(), tracking.SearchQuery{Search: sq, Limit: 3})
+		if err != nil {
+			t.Fatalf("SearchMessages(%q): %v", tt.q, err)
+		}
+		if page.Total != tt.total || page.TotalCapped != tt.capped || len(page.Messages) != 3 || page.Next == nil {
+			t.Errorf("SearchMessages(%q) = total %d, capped %v, %d rows, next %v; want %d, %v, 3 rows and a cursor",
+				tt.q, page.Total, page.TotalCapped, len(page.Messages), page.Next, tt.total, tt.capped)
+		}
+	}
+}
+
+// TestSearchMessagesPlans checks that selective terms are answered by their
+// index rather than by a scan of messages.
+func TestSearchMessagesPlans(t *testing.T) {
+	s := openSearchStore(t)
+	tests := []struct {
+		q    string
+		want string // in the plan
+	}{
+		{"ip:203.0.113.0/24", "messages_ip_key"},
+		{"ip:203.0.113.7", "messages_sender_ip"},
+		{"domain:.corp.example", "recipients_domain_rev"},
+		{"domain:corp.example", "recipients_domain"},
+		{"sha256:" + strings.Repeat("ab", 32), "attachments_sha256"},
+		{"md5:" + strings.Repeat("ab", 16), "attachments_md5"},
+		{"url:https://x.example/", "urls_url_folded"},
+		{"message-id:a@b", "messages_message_id"},
+		{"from:alice", "messages_fts"},
+		{"host:relay", "search_fts"},
+		{"url:tracker", "urls_fts"},
+		{"mid:7", "INTEGER PRIMARY KEY"},
+		{"after:2026-01-01", "messages_time"},
+	}
+	for _, tt := range tests {
+		sq, err := tracking.ParseSearch(tt.q, time.UTC)
+		if err != nil {
+			t.Fatalf("ParseSearch(%q): %v", tt.q, err)
+		}
+		w, _ := searchWhere(sq)
+		rows, err := s.db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN SELECT mid FROM messages m`+w.sql()+
+			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...)
+		if err != nil {
+			t.Fatalf("explain %q: %v", tt.q, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		text := strings.Join(plan, "\n")
+		if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN m\n") || strings.HasSuffix(text, "SCAN m") {
+			t.Errorf("plan of %q does not use %s:\n%s", tt.q, tt.want, text)
+		}
+	}
+}
+
+// TestSearchMigrationBackfills saves records with the first schema only,
+// then opens the file with the search migration: old records are found by
+// the new indexes.
+func TestSearchMigrationBackfills(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "tracking.db")
+	db, err := Open(ctx, path, false, trackingMigrations[:1])
+	if err != nil {
+		t.Fatalf("Open version 1: %v", err)
+	}
+	put, err := preparePut(ctx, db.W)
+	if err != nil {
+		t.Fatalf("preparePut: %v", err)
+	}
+	old := &TrackingStore{db: db, put: put}
+	err = old.Apply(ctx, tracking.Batch{Messages: []*tracking.Message{{
+		MID: 9, Direction: "incoming", InjectedAt: time.Unix(100, 0), SenderIP: "203.0.113.9", HELO: "Old.Example",
+		FriendlyFrom: "Old Timer <o@old.example>", BodySnippet: "legacy body", URLs: []string{"https://old.example/x"},
+		Recipients: []tracking.Recipient{{Address: "u@sub.old.example"}},
+	}}})
+	if err != nil {
+		t.Fatalf("Apply on version 1: %v", err)
+	}
+	old.Close()
+
+	s, err := OpenTracking(ctx, path)
+	if err != nil {
+		t.Fatalf("OpenTracking after version 1: %v", err)
+	}
+	defer s.Close()
+	for _, q := range []string{"host:old.example", "from:timer", "legacy", "url:old.example/", "ip:203.0.113.0/24", "domain:.old.example"} {
+		sq, err := tracking.ParseSearch(q, time.UTC)
+		if err != nil {
+			t.Fatalf("ParseSearch(%q): %v", q, err)
+		}
+		page, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq})
+		if err != nil || len(page.Messages) != 1 {
+			t.Errorf("SearchMessages(%q) after migration = %d messages, %v; want MID 9", q, len(page.Messages), err)
+		}
+	}
+}
