@@ -10,6 +10,16 @@ import (
 )
 
 func runGateway(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "commit":
+			return runGatewayCommit(ctx, args[1:], getenv, stdout, stderr)
+		case "clear":
+			return runGatewayClear(ctx, args[1:], getenv, stdout, stderr)
+		case "cloudserviceconfig":
+			return runCloudServiceConfig(ctx, args[1:], getenv, stdout, stderr)
+		}
+	}
 	fs := newFlagSet("gateway", stderr)
 	var common commonFlags
 	var gw gatewayFlags

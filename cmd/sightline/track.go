@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -156,19 +157,32 @@ func parseCLITime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
 }
 
-// asyncOSGet calls a gateway's AsyncOS API with Basic authentication and
-// returns the body of a 200 answer, or the API's error message.
+// asyncOSGet calls a gateway's API with Basic authentication and returns
+// the body of a 200 answer, or the API's error message.
 func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFlags) ([]byte, error) {
-	u, err := url.Parse(strings.TrimSuffix(base, "/") + path)
+	return gatewayCall(ctx, http.MethodGet, base, path+"?"+q.Encode(), nil, c)
+}
+
+// gatewayCall sends a request with an optional JSON body to a gateway's API
+// with Basic authentication and returns the body of a 2xx answer, or an error
+// carrying the AsyncOS error envelope's message.
+func gatewayCall(ctx context.Context, method, base, pathQuery string, in any, c clientFlags) ([]byte, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+pathQuery, body)
 	if err != nil {
 		return nil, usageError(fmt.Sprintf("gateway URL %q: %v", base, err))
 	}
-	u.RawQuery = q.Encode()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(c.user, c.password)
 	resp, err := http.DefaultClient.Do(req)
@@ -176,21 +190,29 @@ func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFl
 		return nil, fmt.Errorf("cannot reach the gateway at %s: %w", base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return nil, fmt.Errorf("read gateway answer: %w", err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Message string } `json:"error"`
 		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-			return nil, fmt.Errorf("gateway answered %d: %s", resp.StatusCode, e.Error.Message)
+		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
+			return nil, gatewayError{resp.StatusCode, e.Error.Message}
 		}
 		return nil, fmt.Errorf("gateway answered %s", resp.Status)
 	}
-	return body, nil
+	return out, nil
 }
+
+// gatewayError is an error answer of the gateway's API.
+type gatewayError struct {
+	status  int
+	message string
+}
+
+func (e gatewayError) Error() string { return e.message }
 
 // printTracking prints a message-tracking search answer as the UI's table.
 func printTracking(w io.Writer, body []byte) error {

@@ -26,6 +26,7 @@ import (
 	"github.com/sightline/sightline/internal/clamd"
 	"github.com/sightline/sightline/internal/dnsresolver"
 	"github.com/sightline/sightline/internal/gateway/config"
+	"github.com/sightline/sightline/internal/gateway/connector"
 	"github.com/sightline/sightline/internal/gateway/ids"
 	"github.com/sightline/sightline/internal/gateway/mailauth"
 	"github.com/sightline/sightline/internal/gateway/mailbox"
@@ -83,6 +84,7 @@ type Gateway struct {
 	queue    *queue.Queue
 	pipeline *pipeline.Pipeline
 	config   *config.Manager
+	cloud    *connector.Connector
 	av       *switchableScanner
 	apiAuth  *apiAuth
 
@@ -179,6 +181,12 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Logger:    logger.With("component", "smtpd"),
 	}
 
+	g.cloud = &connector.Connector{
+		Store: g.store,
+		Device: connector.DeviceInfo{HostName: o.Hostname, Type: "ESA", Version: o.Version,
+			SerialNumber: serial, ConnectorVersion: o.Version},
+		Logger: logger.With("component", "connector"),
+	}
 	initial := config.Default(o.Hostname)
 	initial.AntiVirus.Clamd = o.Clamd
 	if o.Regions != nil {
@@ -192,6 +200,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
+	g.cloud.Handler = handler // the exchange reaches the same API through the tunnel
 	g.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -227,6 +236,7 @@ func (g *Gateway) apply(c *config.Config) error {
 	}
 	g.smtp.SetPolicy(c.SMTP)
 	g.queue.SetRoutes(c.Routes)
+	g.cloud.Apply(c.Cloud.ThreatResponse, connector.Region(c.Cloud.Chosen()))
 	return nil
 }
 
@@ -247,6 +257,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg.Go(func() error { return g.recorder.Run(context.WithoutCancel(ctx)) })
 	queueCtx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
 	eg.Go(func() error { return g.queue.Run(queueCtx) })
+	eg.Go(func() error { return g.cloud.Run(ctx) })
 	eg.Go(func() error {
 		if err := g.smtp.Serve(g.smtpLn); !errors.Is(err, smtpd.ErrServerClosed) {
 			return fmt.Errorf("gateway SMTP: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/sightline/sightline/internal/password"
 	"github.com/sightline/sightline/internal/store/sqlite"
 
+	"github.com/sightline/sightline/internal/gateway/connector"
 	"github.com/sightline/sightline/internal/gateway/queue"
 	"github.com/sightline/sightline/internal/gateway/ui"
 	"github.com/sightline/sightline/internal/tracking"
@@ -34,6 +35,7 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 		Quarantine:   quarantines{g.queue},
 		Overview:     overview{g.tracks, g.queue},
 		Settings:     g.config,
+		Connector:    cloudConnector{g.cloud},
 		Accounts:     accounts{g.store},
 		AV:           avPinger{},
 		Location:     g.info.Location,
@@ -51,6 +53,13 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	mux.Handle("OPTIONS /esa/api/v2.0/", api)
 	mux.Handle("/esa/api/v2.0/", g.apiAuth.require(api))
 	mux.Handle("GET /api/v1/messages", g.apiAuth.require(search))
+	admin := func(h http.HandlerFunc) http.Handler { return g.apiAuth.require(h) }
+	mux.Handle("POST /api/v1/config/commit", admin(g.commit))
+	mux.Handle("POST /api/v1/config/clear", admin(g.clear))
+	mux.Handle("GET /api/v1/cloud", admin(g.cloudStatus))
+	mux.Handle("PUT /api/v1/cloud", admin(g.cloudSettings))
+	mux.Handle("POST /api/v1/cloud/register", admin(g.cloudRegister))
+	mux.Handle("POST /api/v1/cloud/deregister", admin(g.cloudDeregister))
 	mux.Handle("/", pages.Routes())
 	return mux, nil
 }
@@ -83,6 +92,19 @@ func (o overview) Overview(ctx context.Context, since time.Time) (ui.Overview, e
 	}
 	return out, nil
 }
+
+// cloudConnector adapts the connector to Network > Cloud Service Settings.
+type cloudConnector struct{ c *connector.Connector }
+
+func (a cloudConnector) Status(ctx context.Context) ui.ConnectorStatus {
+	s := a.c.Status(ctx)
+	return ui.ConnectorStatus{State: s.State, DeviceID: s.DeviceID, Message: s.Message}
+}
+
+func (a cloudConnector) Register(ctx context.Context, token string) error {
+	return a.c.Register(ctx, token)
+}
+func (a cloudConnector) Deregister(ctx context.Context) error { return a.c.Deregister(ctx) }
 
 // accounts adapts the gateway's users to System Administration > Users.
 type accounts struct{ store *sqlite.GatewayStore }

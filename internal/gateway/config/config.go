@@ -133,6 +133,18 @@ func validateRoutes(routes []queue.Route) error {
 	return nil
 }
 
+// Chosen returns the chosen Threat Response Server: the region whose label
+// is Server, or the first region when none is chosen.
+func (cl *Cloud) Chosen() Region {
+	if r := cl.region(cl.Server); r != nil {
+		return *r
+	}
+	if len(cl.Regions) > 0 {
+		return cl.Regions[0]
+	}
+	return Region{}
+}
+
 func (cl *Cloud) region(label string) *Region {
 	for i := range cl.Regions {
 		if cl.Regions[i].Label == label {

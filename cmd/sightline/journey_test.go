@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+const testPassword = "journey-pass"
+
+func testEnv(k string) string {
+	if k == "SIGHTLINE_ADMIN_PASSWORD" {
+		return testPassword
+	}
+	return ""
+}
+
+// startServe runs `sightline serve` on loopback ports and returns the URLs
+// it printed: gateway, AMERICAS and EUROPE.
+func startServe(t *testing.T) (gateway, americas, europe string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
+			"--gateway-addr", "127.0.0.1:0", "--exchange-americas-addr", "127.0.0.1:0",
+			"--exchange-europe-addr", "127.0.0.1:0", "--log-level", "error"}, testEnv, &out, &out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("serve did not stop within 20s")
+		}
+	})
+	re := regexp.MustCompile(`(?m)^\s+(gateway UI and API|exchange AMERICAS|exchange EUROPE)\s+(http://\S+)/$`)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		urls := map[string]string{}
+		for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
+			urls[m[1]] = m[2]
+		}
+		if len(urls) == 3 {
+			return urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve stopped: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve printed no addresses in 20s:\n%s", out.String())
+		}
+	}
+}
+
+// cli runs one sightline command and returns its output and error.
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, testEnv, &out, &errOut)
+	return out.String(), err
+}
+
+func mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := cli(t, args...)
+	if err != nil {
+		t.Fatalf("sightline %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// waitCloud polls cloudserviceconfig status until it contains want.
+func waitCloud(t *testing.T, gw, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := mustCLI(t, "gateway", "cloudserviceconfig", "status", "--gateway", gw)
+		if strings.Contains(out, want) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cloudserviceconfig status never said %q; last:\n%s", want, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestJourneyStepsOneToSeven walks the seed's steps 1–7 with the CLI against
+// a real serve, with the troubleshooting cases on the way.
+func TestJourneyStepsOneToSeven(t *testing.T) {
+	gw, americas, europe := startServe(t)
+
+	// Step 1: Threat Response is disabled.
+	waitCloud(t, gw, "currently disabled")
+
+	// Steps 2–4: enable and pick the server; nothing applies before the commit,
+	// so the gateway does not ask for a token yet.
+	mustCLI(t, "gateway", "cloudserviceconfig", "enable", "--server", "AMERICAS", "--gateway", gw)
+	out := waitCloud(t, gw, "currently disabled")
+	if !strings.Contains(out, "uncommitted changes") {
+		t.Errorf("status after enable without commit = %q, want it to mention the uncommitted changes", out)
+	}
+	if out := mustCLI(t, "gateway", "commit", "-m", "enable cloud service", "--gateway", gw); !strings.HasPrefix(out, "Changes committed: ") {
+		t.Errorf("commit = %q, want \"Changes committed: …\"", out)
+	}
+	if out := mustCLI(t, "gateway", "commit", "-m", "again", "--gateway", gw); out != "There is no data to commit.\n" {
+		t.Errorf("second commit = %q, want \"There is no data to commit.\"", out)
+	}
+	if out := mustCLI(t, "gateway", "clear", "--gateway", gw); out != "No changes have been made\n" {
+		t.Errorf("clear without changes = %q", out)
+	}
+	waitCloud(t, gw, "awaits a registration token")
+
+	// Step 5: tokens from the exchanges.
+	europeToken := strings.TrimSpace(mustCLI(t, "exchange", "token", "create", "--devices", "1", "--expires", "1h", "--exchange", europe))
+	token := strings.TrimSpace(mustCLI(t, "exchange", "token", "create", "--devices", "1", "--expires", "1h", "--exchange", americas))
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(token) {
+		t.Fatalf("token create printed %q, want 32 hex characters", token)
+	}
+
+	// Troubleshooting: a token of another region, and a mistyped one.
+	for _, bad := range []string{europeToken, "0123456789abcdef0123456789abcdef"} {
+		_, err := cli(t, "gateway", "cloudserviceconfig", "register", bad, "--gateway", gw)
+		if err == nil || err.Error() != "The registration failed because of an invalid or expired token key" {
+			t.Errorf("register with a bad token = %v, want the AsyncOS failure text", err)
+		}
+	}
+
+	// Step 6: register.
+	out = mustCLI(t, "gateway", "cloudserviceconfig", "register", token, "--gateway", gw)
+	if !strings.Contains(out, "appliance is successfully registered") {
+		t.Fatalf("register = %q", out)
+	}
+	deviceID := strings.TrimSpace(out[strings.Index(out, "Device ID: ")+len("Device ID: "):])
+
+	// Step 7: the exchange lists the gateway, registered, with its tunnel up.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out = mustCLI(t, "exchange", "devices", "--exchange", americas)
+		if strings.Contains(out, deviceID) && regexp.MustCompile(deviceID+`.*ESA.*Registered.*127\.0\.0\.1\s+up`).MatchString(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exchange devices never listed %s as a registered ESA with its tunnel up:\n%s", deviceID, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := mustCLI(t, "exchange", "devices", "--exchange", europe); strings.Contains(out, deviceID) {
+		t.Errorf("the EUROPE exchange lists a device registered in AMERICAS:\n%s", out)
+	}
+
+	// A used-up token fails too, once the gateway is deregistered.
+	mustCLI(t, "gateway", "cloudserviceconfig", "deregister", "--gateway", gw)
+	waitCloud(t, gw, "awaits a registration token")
+	if _, err := cli(t, "gateway", "cloudserviceconfig", "register", token, "--gateway", gw); err == nil ||
+		!strings.Contains(err.Error(), "invalid or expired token") {
+		t.Errorf("register with a used-up token = %v, want the failure text", err)
+	}
+}
