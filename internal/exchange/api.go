@@ -3,7 +3,6 @@ package exchange
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/sightline/sightline"
@@ -193,47 +191,10 @@ func (e *Exchange) signIn(ctx context.Context, source, name, pass string) (actor
 	if err != nil {
 		return actor{}, sightline.Wrap(sightline.Unavailable, err, "the exchange cannot check passphrases right now")
 	}
-	if !e.checked.ok(u, pass) {
-		if !password.Check(u.PasswordHash, pass) {
-			return actor{}, errBadCredentials
-		}
-		e.checked.add(u, pass)
+	if !e.checked.Check(u.PasswordHash, pass) {
+		return actor{}, errBadCredentials
 	}
 	return e.userActor(ctx, source, u)
-}
-
-// checkCache remembers recent successful passphrase checks, so that an API
-// client sending Basic credentials on every call pays bcrypt once every
-// checkTTL, not per request. Entries are keyed by a hash of the user, the
-// passphrase and the stored hash, so a changed passphrase misses.
-type checkCache struct {
-	mu sync.Mutex
-	m  map[[32]byte]time.Time
-}
-
-const (
-	checkTTL     = 5 * time.Minute
-	maxCheckKeys = 1024
-)
-
-func checkKey(u registry.User, pass string) [32]byte {
-	return sha256.Sum256([]byte(u.Name + "\x00" + u.PasswordHash + "\x00" + pass))
-}
-
-func (c *checkCache) ok(u registry.User, pass string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	exp, ok := c.m[checkKey(u, pass)]
-	return ok && time.Now().Before(exp)
-}
-
-func (c *checkCache) add(u registry.User, pass string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= maxCheckKeys {
-		c.m = map[[32]byte]time.Time{}
-	}
-	c.m[checkKey(u, pass)] = time.Now().Add(checkTTL)
 }
 
 func (e *Exchange) userActor(ctx context.Context, source string, u registry.User) (actor, error) {

@@ -90,7 +90,7 @@ type Exchange struct {
 	hub        *tunnel.Hub
 	ui         *web.Renderer
 	limiter    *limiter
-	checked    checkCache
+	checked    password.Checker
 	publicURL  string
 }
 

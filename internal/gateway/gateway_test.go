@@ -18,6 +18,7 @@ import (
 	"github.com/sightline/sightline/internal/gateway"
 	"github.com/sightline/sightline/internal/gateway/config"
 	"github.com/sightline/sightline/internal/gateway/pipeline/contentfilter"
+	"github.com/sightline/sightline/internal/gateway/queue"
 )
 
 const adminPassword = "correct horse"
@@ -303,9 +304,17 @@ func TestContentFilterQuarantineThenRelease(t *testing.T) {
 	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "Invoice Due")
 	mid := waitStatus(t, g, "Invoice Due", "Quarantined by Content Filter")
 
-	held, err := g.Queue().Quarantined(ctx, "Policy", 0, 10)
-	if err != nil || len(held) != 1 || fmt.Sprint(held[0].MID) != mid {
-		t.Fatalf("Policy quarantine = %v, %v; want MID %s", held, err, mid)
+	// Tracking may show the verdict a moment before the spool commits it.
+	var held []queue.QuarantinedMessage
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		held, err = g.Queue().Quarantined(ctx, "Policy", 0, 10)
+		if err == nil && len(held) == 1 && fmt.Sprint(held[0].MID) == mid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Policy quarantine = %v, %v; want MID %s", held, err, mid)
+		}
 	}
 	if err := g.Queue().Release(ctx, held[0].MID); err != nil {
 		t.Fatal(err)

@@ -41,6 +41,10 @@ func ensureAdmin(ctx context.Context, st *sqlite.GatewayStore, adminPassword fun
 	return st.CreateUser(ctx, sqlite.User{Name: AdminUser, PasswordHash: hash, Role: RoleAdministrator, CreatedAt: time.Now()})
 }
 
+// checker remembers recent successful password checks (API clients send
+// Basic credentials on every request).
+var checker password.Checker
+
 // authenticate checks a user name and password and returns the user.
 func authenticate(ctx context.Context, st *sqlite.GatewayStore, name, pw string) (*sqlite.User, error) {
 	u, err := st.User(ctx, name)
@@ -51,7 +55,7 @@ func authenticate(ctx context.Context, st *sqlite.GatewayStore, name, pw string)
 		}
 		return nil, err
 	}
-	if !password.Check(u.PasswordHash, pw) {
+	if !checker.Check(u.PasswordHash, pw) {
 		return nil, errBadCredentials
 	}
 	return u, nil

@@ -4,8 +4,11 @@ package password
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -47,4 +50,40 @@ func Generate() string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b)
+}
+
+// Checker is Check with a memory of recent successes, so that an API client
+// sending Basic credentials on every request pays bcrypt once every TTL, not
+// per request. Entries are keyed by a hash of the stored hash and the
+// password, so a changed password misses. The zero value is ready to use.
+type Checker struct {
+	mu sync.Mutex
+	m  map[[32]byte]time.Time
+}
+
+// Checker limits.
+const (
+	CheckerTTL  = 5 * time.Minute
+	checkerKeys = 1024
+)
+
+// Check reports whether pw matches hash.
+func (c *Checker) Check(hash, pw string) bool {
+	key := sha256.Sum256([]byte(hash + "\x00" + pw))
+	c.mu.Lock()
+	exp, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && time.Now().Before(exp) {
+		return true
+	}
+	if !Check(hash, pw) {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= checkerKeys {
+		c.m = make(map[[32]byte]time.Time)
+	}
+	c.m[key] = time.Now().Add(CheckerTTL)
+	return true
 }
