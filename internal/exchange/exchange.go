@@ -222,11 +222,18 @@ func (e *Exchange) ensureAdmin(ctx context.Context) error {
 	if sightline.ErrorKind(err) == sightline.NotFound {
 		org = registry.Organisation{ID: uuid.NewString(), Name: e.opts.Organisation, CreatedAt: e.now()}
 		err = e.store.CreateOrganisation(ctx, org)
+		if sightline.ErrorKind(err) == sightline.Conflict {
+			// Another replica on the same database created it first.
+			org, err = e.store.OrganisationByName(ctx, e.opts.Organisation)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("exchange first organisation: %w", err)
 	}
 	err = e.store.CreateUser(ctx, registry.User{Name: AdminUser, OrgID: org.ID, PasswordHash: hash, CreatedAt: e.now()})
+	if sightline.ErrorKind(err) == sightline.Conflict {
+		return nil // another replica created admin first
+	}
 	if err != nil {
 		return fmt.Errorf("exchange admin: %w", err)
 	}
