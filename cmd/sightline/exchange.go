@@ -15,6 +15,7 @@ import (
 
 	"github.com/sightline/sightline/internal/exchange"
 	"github.com/sightline/sightline/internal/exchange/exchangeclient"
+	"github.com/sightline/sightline/internal/store/postgres"
 )
 
 // regions are the exchanges serve runs, and the URLs the CLI and a new
@@ -65,6 +66,7 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 	common.register(fs)
 	ex.register(fs)
 	region := fs.String("region", "AMERICAS", "`region` this exchange serves: AMERICAS, EUROPE or APJC")
+	dsn := fs.String("postgres", "", "PostgreSQL `DSN` to keep the exchange's records in, shared by its replicas (default: SQLite in --data)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: sightline exchange [flags]            run one exchange region\n"+
 			"       sightline exchange token create --devices N --expires 1h\n"+
@@ -84,7 +86,16 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 	if err := os.MkdirAll(common.data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	x, err := exchange.Open(ctx, ex.options(*region, common.data, logger, adminPassword(getenv, stdout)))
+	opts := ex.options(*region, common.data, logger, adminPassword(getenv, stdout))
+	if *dsn != "" {
+		st, err := postgres.OpenExchange(ctx, *dsn)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		opts.Store = st
+	}
+	x, err := exchange.Open(ctx, opts)
 	if err != nil {
 		return err
 	}
