@@ -90,6 +90,7 @@ type Gateway struct {
 
 	smtpLn, httpLn net.Listener
 	http           *http.Server
+	closers        []io.Closer // what Open opened, in order
 }
 
 // Open opens the gateway's stores, applies its running configuration and
@@ -119,6 +120,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if g.store, err = sqlite.OpenGateway(ctx, filepath.Join(o.DataDir, "gateway.db")); err != nil {
 		return nil, err
 	}
+	g.closers = append(g.closers, g.store)
 	serial, err := g.setting(ctx, "serial_number", newSerialNumber)
 	if err != nil {
 		return nil, err
@@ -137,12 +139,15 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if g.tracks, err = sqlite.OpenTracking(ctx, filepath.Join(o.DataDir, "tracking.db")); err != nil {
 		return nil, err
 	}
+	g.closers = append(g.closers, g.tracks)
 	if g.spool, err = sqlite.OpenSpool(ctx, filepath.Join(o.DataDir, "spool.db")); err != nil {
 		return nil, err
 	}
+	g.closers = append(g.closers, g.spool)
 	if g.maillog, err = maillog.Open(filepath.Join(o.DataDir, "logs"), maillog.Options{Version: o.Version, Serial: serial}); err != nil {
 		return nil, err
 	}
+	g.closers = append(g.closers, g.maillog)
 	g.recorder = tracking.NewRecorder(g.tracks, g.maillog, logger.With("component", "tracking"))
 
 	resolver := &dnsresolver.Resolver{Servers: o.DNSServers, Logger: logger.With("component", "dns")}
@@ -212,9 +217,11 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if g.smtpLn, err = lc.Listen(ctx, "tcp", o.SMTPAddr); err != nil {
 		return nil, fmt.Errorf("gateway SMTP: %w", err)
 	}
+	g.closers = append(g.closers, g.smtpLn)
 	if g.httpLn, err = lc.Listen(ctx, "tcp", o.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("gateway HTTP: %w", err)
 	}
+	g.closers = append(g.closers, g.httpLn)
 	return g, nil
 }
 
@@ -287,35 +294,17 @@ func (g *Gateway) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the stores and listeners. Run calls it on its way out.
+// Close releases the stores and listeners, the last opened first. Run calls
+// it on its way out.
 func (g *Gateway) Close() error {
 	var errs []error
-	for _, c := range []io.Closer{g.smtpLn, g.httpLn, g.maillog, g.spool, g.tracks, g.store} {
-		if c == nil || isNilCloser(c) {
-			continue
-		}
-		if err := c.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+	for i := len(g.closers) - 1; i >= 0; i-- {
+		if err := g.closers[i].Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
+	g.closers = nil
 	return errors.Join(errs...)
-}
-
-// isNilCloser reports whether c is an interface holding a nil pointer.
-func isNilCloser(c io.Closer) bool {
-	switch v := c.(type) {
-	case net.Listener:
-		return v == nil
-	case *maillog.Writer:
-		return v == nil
-	case *sqlite.Spool:
-		return v == nil
-	case *sqlite.TrackingStore:
-		return v == nil
-	case *sqlite.GatewayStore:
-		return v == nil
-	}
-	return false
 }
 
 // setting returns a stored value, creating it with make on first use.
