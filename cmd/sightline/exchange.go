@@ -58,6 +58,8 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 			return runExchangeToken(ctx, args[1:], getenv, stdout, stderr)
 		case "devices":
 			return runExchangeDevices(ctx, args[1:], getenv, stdout, stderr)
+		case "cloud-services":
+			return runExchangeCloudServices(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	fs := newFlagSet("exchange", stderr)
@@ -174,5 +176,28 @@ func runExchangeDevices(ctx context.Context, args []string, getenv env, stdout, 
 	if !ds.ThreatResponse {
 		fmt.Fprintf(stdout, "Threat Response is not enabled for organisation %s in region %s: enable it under Cloud Services.\n", ds.Organisation, ds.Region)
 	}
+	return nil
+}
+
+// runExchangeCloudServices turns the organisation's Threat Response on or
+// off, as the exchange's Cloud Services page does.
+func runExchangeCloudServices(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "enable" && args[0] != "disable") {
+		return usageError("usage: sightline exchange cloud-services enable|disable")
+	}
+	fs := newFlagSet("exchange cloud-services "+args[0], stderr)
+	client, url := adminClient(fs)
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	if err := client.resolve(getenv); err != nil {
+		return err
+	}
+	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
+	on := args[0] == "enable"
+	if err := c.SetCloudServices(ctx, exchangeclient.CloudServices{ThreatResponse: on}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Threat Response %s for the organisation.\n", map[bool]string{true: "enabled", false: "disabled"}[on])
 	return nil
 }

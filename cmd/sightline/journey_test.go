@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/smtp"
 	"regexp"
 	"strings"
 	"sync"
@@ -37,9 +39,14 @@ func testEnv(k string) string {
 	return ""
 }
 
-// startServe runs `sightline serve` on loopback ports and returns the URLs
-// it printed: gateway, AMERICAS and EUROPE.
-func startServe(t *testing.T) (gateway, americas, europe string) {
+// served are the addresses serve printed.
+type served struct {
+	smtp, gateway, americas, europe, console string
+}
+
+// startServe runs `sightline serve` on loopback ports and returns the
+// addresses it printed.
+func startServe(t *testing.T) served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
@@ -47,7 +54,7 @@ func startServe(t *testing.T) (gateway, americas, europe string) {
 	go func() {
 		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
 			"--gateway-addr", "127.0.0.1:0", "--exchange-americas-addr", "127.0.0.1:0",
-			"--exchange-europe-addr", "127.0.0.1:0", "--log-level", "error"}, testEnv, &out, &out)
+			"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "error"}, testEnv, &out, &out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -60,15 +67,15 @@ func startServe(t *testing.T) (gateway, americas, europe string) {
 			t.Errorf("serve did not stop within 20s")
 		}
 	})
-	re := regexp.MustCompile(`(?m)^\s+(gateway UI and API|exchange AMERICAS|exchange EUROPE)\s+(http://\S+)/$`)
+	re := regexp.MustCompile(`(?m)^\s+(gateway SMTP|gateway UI and API|exchange AMERICAS|exchange EUROPE|console)\s+(\S+?)/?$`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		urls := map[string]string{}
 		for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
 			urls[m[1]] = m[2]
 		}
-		if len(urls) == 3 {
-			return urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"]
+		if len(urls) == 5 {
+			return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"]}
 		}
 		select {
 		case err := <-done:
@@ -114,10 +121,11 @@ func waitCloud(t *testing.T, gw, want string) string {
 	}
 }
 
-// TestJourneyStepsOneToSeven walks the seed's steps 1–7 with the CLI against
-// a real serve, with the troubleshooting cases on the way.
-func TestJourneyStepsOneToSeven(t *testing.T) {
-	gw, americas, europe := startServe(t)
+// TestJourney walks the seed's steps 1–8 and its verification with the CLI
+// against a real serve, with the troubleshooting cases on the way.
+func TestJourney(t *testing.T) {
+	s := startServe(t)
+	gw, americas, europe := s.gateway, s.americas, s.europe
 
 	// Step 1: Threat Response is disabled.
 	waitCloud(t, gw, "currently disabled")
@@ -178,6 +186,34 @@ func TestJourneyStepsOneToSeven(t *testing.T) {
 		t.Errorf("the EUROPE exchange lists a device registered in AMERICAS:\n%s", out)
 	}
 
+	// Step 8: the console's module for the gateway. Troubleshooting first:
+	// Threat Response is off for the organisation in the exchange.
+	_, err := cli(t, "console", "module", "add", "esa", "--device", deviceID, "--console", s.console)
+	if err == nil || !strings.Contains(err.Error(), "Threat Response is not enabled") {
+		t.Errorf("module add with Threat Response off = %v, want the message naming Cloud Services", err)
+	}
+	mustCLI(t, "exchange", "cloud-services", "enable", "--exchange", americas)
+	mustCLI(t, "console", "module", "add", "esa", "--name", "Email Security Appliance", "--device", deviceID,
+		"--timeframe", "30", "--console", s.console)
+
+	// Verification: a test message, found in Message Tracking and investigated.
+	sendTestMessage(t, s.smtp, "test test")
+	deadline = time.Now().Add(20 * time.Second)
+	for !strings.Contains(mustCLI(t, "track", "--subject-is", "test test", "--gateway", gw), "Delivered") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the test message never reached Delivered in tracking")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out = mustCLI(t, "investigate", `email_subject:"test test"`, "--console", s.console)
+	if !regexp.MustCompile(`Email Security Appliance\s+just now\s+\w+ message \(Delivered\)\s+High\s+Low`).MatchString(out) {
+		t.Errorf("investigate printed:\n%s\nwant a sighting row: module, observed, \"… message (Delivered)\", High, Low", out)
+	}
+	if _, err := cli(t, "investigate", `emial:"x@y.example"`, "--console", s.console); err == nil ||
+		!strings.Contains(err.Error(), `unknown observable type "emial"`) {
+		t.Errorf("investigate with a mistyped type = %v, want an error naming it", err)
+	}
+
 	// A used-up token fails too, once the gateway is deregistered.
 	mustCLI(t, "gateway", "cloudserviceconfig", "deregister", "--gateway", gw)
 	waitCloud(t, gw, "awaits a registration token")
@@ -185,4 +221,29 @@ func TestJourneyStepsOneToSeven(t *testing.T) {
 		!strings.Contains(err.Error(), "invalid or expired token") {
 		t.Errorf("register with a used-up token = %v, want the failure text", err)
 	}
+}
+
+// sendTestMessage sends a message through the gateway by SMTP.
+func sendTestMessage(t *testing.T, addr, subject string) {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("noreply@cisco.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("analyst@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "From: <noreply@cisco.com>\r\nTo: <analyst@example.org>\r\nSubject: %s\r\nMessage-ID: <123-abc-456@cisco.com>\r\n\r\nhello\r\n", subject)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
 }

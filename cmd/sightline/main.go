@@ -8,6 +8,10 @@
 //	sightline exchange              one exchange region alone
 //	sightline exchange token create --devices N --expires 1h
 //	sightline exchange devices
+//	sightline console               the console alone
+//	sightline console api-client create --name N --scopes inspect,enrich
+//	sightline console module add esa --name N --device ID --timeframe 30
+//	sightline investigate 'email_subject:"test test"'
 //	sightline track [filters]       search a gateway's Message Tracking
 //	sightline version               print the version
 package main
@@ -52,6 +56,8 @@ func commands() []command {
 		{"serve", "run every role in one process on the embedded store", runServe},
 		{"gateway", "run the gateway role, or manage a running gateway", runGateway},
 		{"exchange", "run an exchange region, or manage tokens and devices", runExchange},
+		{"console", "run the console, or manage its API clients and modules", runConsole},
+		{"investigate", "investigate observables in the console, as its Investigate page", runInvestigate},
 		{"track", "search a gateway's Message Tracking", runTrack},
 		{"version", "print the version", runVersion},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sightline/sightline/internal/console"
 	"github.com/sightline/sightline/internal/exchange"
 	"github.com/sightline/sightline/internal/gateway"
 	"github.com/sightline/sightline/internal/gateway/config"
@@ -102,9 +103,11 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	var common commonFlags
 	var gw gatewayFlags
 	var ex exchangeFlags
+	var cf consoleFlags
 	common.register(fs)
 	gw.register(fs)
 	ex.register(fs)
+	cf.register(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -139,12 +142,29 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	runs = append(runs, g.Run)
 
+	// The console pairs with the AMERICAS exchange, as an organisation's
+	// Threat Response does with its region, through an API key made once.
+	key, err := exchangeAPIKey(filepath.Join(common.data, "console"), func() (string, error) {
+		return exchanges[0].CreateAPIKey(ctx, "Default", "console")
+	})
+	if err != nil {
+		return err
+	}
+	consoleOpts, sign := cf.options(common.data, "http://"+exchanges[0].Addr(), key, "http://"+g.HTTPAddr(), logger, admin)
+	c, err := console.Open(ctx, consoleOpts)
+	if err != nil {
+		return err
+	}
+	sign.c = c
+	runs = append(runs, c.Run)
+
 	fmt.Fprintf(stdout, "Sightline %s is running (data in %s)\n", version, common.data)
 	fmt.Fprintf(stdout, "  gateway SMTP              %s\n", g.SMTPAddr())
 	fmt.Fprintf(stdout, "  gateway UI and API        http://%s/\n", g.HTTPAddr())
 	for i, x := range exchanges {
 		fmt.Fprintf(stdout, "  exchange %-16s http://%s/\n", regions[i].label, x.Addr())
 	}
+	fmt.Fprintf(stdout, "  console                   %s/\n", strings.TrimSuffix(c.PublicURL(), "/"))
 	fmt.Fprintln(stdout, "Sign in as admin. Press Ctrl-C to stop.")
 
 	eg, ctx := errgroup.WithContext(ctx)

@@ -195,15 +195,30 @@ func gatewayCall(ctx context.Context, method, base, pathQuery string, in any, c 
 		return nil, fmt.Errorf("read gateway answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Message string } `json:"error"`
-		}
-		if json.Unmarshal(out, &e) == nil && e.Error.Message != "" {
-			return nil, gatewayError{resp.StatusCode, e.Error.Message}
+		if msg := errorMessage(out); msg != "" {
+			return nil, gatewayError{resp.StatusCode, msg}
 		}
 		return nil, fmt.Errorf("gateway answered %s", resp.Status)
 	}
 	return out, nil
+}
+
+// errorMessage reads the message of an error body: the AsyncOS envelope
+// {"error": {"message": …}} or the plain {"error": "…"} of the other roles.
+func errorMessage(body []byte) string {
+	var e struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	var obj struct{ Message string }
+	if json.Unmarshal(e.Error, &obj) == nil && obj.Message != "" {
+		return obj.Message
+	}
+	var str string
+	json.Unmarshal(e.Error, &str)
+	return str
 }
 
 // gatewayError is an error answer of the gateway's API.

@@ -49,6 +49,7 @@ func (c *Console) routes() http.Handler {
 	c.ctiaRoutes(mux)
 
 	// Admin API: a console user (Basic) or a token with the admin scope.
+	mux.Handle("POST /api/v1/investigate", c.api(anyRole, c.apiInvestigate))
 	mux.Handle("GET /api/v1/modules", c.api(anyRole, c.apiModules))
 	mux.Handle("POST /api/v1/modules", c.api(adminRole, c.apiCreateModule))
 	mux.Handle("GET /api/v1/modules/{id}", c.api(anyRole, c.apiModule))

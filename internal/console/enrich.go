@@ -196,8 +196,9 @@ type ModuleError struct {
 	Type    string `json:"type"`
 }
 
-// envelope is the answer of the enrich and response routes.
-type envelope struct {
+// Envelope is the answer of the enrich and response routes: Data is
+// []ModuleResult for observe and deliberate.
+type Envelope struct {
 	Data   any           `json:"data"`
 	Errors []ModuleError `json:"errors"`
 }
@@ -415,11 +416,22 @@ func (c *Console) enrichSightingRef(op string) func(http.ResponseWriter, *http.R
 
 // enrich fans obs out to the modules that support op and answers the envelope.
 func (c *Console) enrich(w http.ResponseWriter, r *http.Request, p principal, op string, obs []ctim.Observable) error {
-	ts, err := c.targets(r.Context(), p.orgID, opRoutes[op], r.URL.Query()["mids"])
+	env, err := c.runEnrich(r.Context(), p.orgID, op, obs, r.URL.Query()["mids"])
 	if err != nil {
 		return err
 	}
-	outs := c.fanOut(r.Context(), ts, func(ctx context.Context, m module.Module) outcome {
+	writeJSON(w, http.StatusOK, env)
+	return nil
+}
+
+// runEnrich calls op on every module of the organisation that supports it
+// (restricted to mids when given), in parallel, and merges the answers.
+func (c *Console) runEnrich(ctx context.Context, orgID, op string, obs []ctim.Observable, mids []string) (Envelope, error) {
+	ts, err := c.targets(ctx, orgID, opRoutes[op], mids)
+	if err != nil {
+		return Envelope{}, err
+	}
+	outs := c.fanOut(ctx, ts, func(ctx context.Context, m module.Module) outcome {
 		var o outcome
 		switch op {
 		case opObserve:
@@ -431,7 +443,7 @@ func (c *Console) enrich(w http.ResponseWriter, r *http.Request, p principal, op
 		}
 		return o
 	})
-	env := envelope{Errors: []ModuleError{}}
+	env := Envelope{Errors: []ModuleError{}}
 	if op == opRefer {
 		refs := []referenceItem{}
 		for i, t := range ts {
@@ -445,30 +457,29 @@ func (c *Console) enrich(w http.ResponseWriter, r *http.Request, p principal, op
 			}
 		}
 		env.Data = refs
-	} else {
-		results := []moduleResult{}
-		for i, t := range ts {
-			o := outs[i]
-			env.Errors = appendErrors(env.Errors, t, o)
-			if o.err != nil {
-				continue
-			}
-			data, _ := o.value.(module.Data)
-			data, warnings := checkData(data)
-			for _, wmsg := range warnings {
-				env.Errors = append(env.Errors, t.errorOf(module.Error{Code: "invalid verdict", Message: wmsg, Type: "warning"}))
-			}
-			if len(data) > 0 || !hasFatal(o.errs) {
-				if data == nil {
-					data = module.Data{}
-				}
-				results = append(results, moduleResult{ids: t.ids, Data: data})
-			}
-		}
-		env.Data = results
+		return env, nil
 	}
-	writeJSON(w, http.StatusOK, env)
-	return nil
+	results := []ModuleResult{}
+	for i, t := range ts {
+		o := outs[i]
+		env.Errors = appendErrors(env.Errors, t, o)
+		if o.err != nil {
+			continue
+		}
+		data, _ := o.value.(module.Data)
+		data, warnings := checkData(data)
+		for _, wmsg := range warnings {
+			env.Errors = append(env.Errors, t.errorOf(module.Error{Code: "invalid verdict", Message: wmsg, Type: "warning"}))
+		}
+		if len(data) > 0 || !hasFatal(o.errs) {
+			if data == nil {
+				data = module.Data{}
+			}
+			results = append(results, ModuleResult{ids: t.ids, Data: data})
+		}
+	}
+	env.Data = results
+	return env, nil
 }
 
 func appendErrors(list []ModuleError, t target, o outcome) []ModuleError {
@@ -481,8 +492,8 @@ func appendErrors(list []ModuleError, t target, o outcome) []ModuleError {
 	return list
 }
 
-// moduleResult is one item of an observe or deliberate envelope.
-type moduleResult struct {
+// ModuleResult is one item of an observe or deliberate envelope.
+type ModuleResult struct {
 	ids
 	Data module.Data `json:"data"`
 }
@@ -612,7 +623,7 @@ func (c *Console) handleHealthAll(w http.ResponseWriter, r *http.Request, p prin
 		return err
 	}
 	items, errs := c.health(r.Context(), ts)
-	writeJSON(w, http.StatusOK, envelope{Data: items, Errors: errs})
+	writeJSON(w, http.StatusOK, Envelope{Data: items, Errors: errs})
 	return nil
 }
 
@@ -622,7 +633,7 @@ func (c *Console) handleHealthOne(w http.ResponseWriter, r *http.Request, p prin
 		return err
 	}
 	items, errs := c.health(r.Context(), []target{t})
-	writeJSON(w, http.StatusOK, envelope{Data: items[0], Errors: errs})
+	writeJSON(w, http.StatusOK, Envelope{Data: items[0], Errors: errs})
 	return nil
 }
 
@@ -696,7 +707,7 @@ func (c *Console) respond(w http.ResponseWriter, r *http.Request, p principal, o
 		o.value, o.errs, o.err = m.RespondObservables(ctx, obs)
 		return o
 	})
-	env := envelope{Errors: []ModuleError{}}
+	env := Envelope{Errors: []ModuleError{}}
 	items := []actionItem{}
 	for i, t := range ts {
 		env.Errors = appendErrors(env.Errors, t, outs[i])
@@ -764,7 +775,7 @@ func (c *Console) handleTrigger(w http.ResponseWriter, r *http.Request, p princi
 			res.Status = "failure"
 		}
 	}
-	writeJSON(w, http.StatusOK, envelope{Data: res, Errors: errs})
+	writeJSON(w, http.StatusOK, Envelope{Data: res, Errors: errs})
 	return nil
 }
 
