@@ -8,6 +8,7 @@ import (
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/gateway/config"
 	"github.com/sightline/sightline/internal/gateway/connector"
+	"github.com/sightline/sightline/internal/gateway/pipeline"
 	"github.com/sightline/sightline/internal/tracking"
 )
 
@@ -50,8 +51,14 @@ func canEdit(r *http.Request) error {
 	return nil
 }
 
-func decode(r *http.Request, v any) error {
-	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<10)).Decode(v); err != nil {
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, 64<<10) }
+
+// decodeLimit reads a JSON body of at most limit bytes, refusing unknown
+// fields so that a misspelt setting is an error, not silently ignored.
+func decodeLimit(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return sightline.Errorf(sightline.Invalid, "request body is not the expected JSON: %v", err)
 	}
 	return nil
@@ -196,4 +203,107 @@ func (g *Gateway) cloudDeregister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.writeCloud(w, r, http.StatusAccepted)
+}
+
+// ConfigView answers GET and PUT /api/v1/config: the user's view of the
+// configuration (their staged copy when they have one).
+type ConfigView struct {
+	Pending bool           `json:"pending"`
+	Config  *config.Config `json:"config"`
+}
+
+func (g *Gateway) writeConfig(w http.ResponseWriter, r *http.Request) {
+	cfg, pending, err := g.config.View(r.Context(), apiUser(r.Context()).Name)
+	if err != nil {
+		g.adminError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ConfigView{Pending: pending, Config: cfg})
+}
+
+// putConfig stages a whole configuration; nothing applies until a commit.
+func (g *Gateway) putConfig(w http.ResponseWriter, r *http.Request) {
+	var in config.Config
+	if err := canEdit(r); err != nil {
+		g.adminError(w, err)
+		return
+	}
+	if err := decodeLimit(r, &in, 4<<20); err != nil {
+		g.adminError(w, err)
+		return
+	}
+	err := g.config.Edit(r.Context(), apiUser(r.Context()).Name, func(c *config.Config) error {
+		*c = in
+		return nil
+	})
+	if err != nil {
+		g.adminError(w, err)
+		return
+	}
+	g.writeConfig(w, r)
+}
+
+func (g *Gateway) getLists(w http.ResponseWriter, r *http.Request) {
+	cfg, pending, err := g.config.View(r.Context(), apiUser(r.Context()).Name)
+	if err != nil {
+		g.adminError(w, err)
+		return
+	}
+	lists := cfg.Screening.Lists
+	if lists == nil {
+		lists = []pipeline.List{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"pending": pending, "lists": lists})
+}
+
+// putList stages a reputation list, created or replaced by name.
+func (g *Gateway) putList(w http.ResponseWriter, r *http.Request) {
+	var in pipeline.List
+	if err := canEdit(r); err != nil {
+		g.adminError(w, err)
+		return
+	}
+	if err := decodeLimit(r, &in, 4<<20); err != nil {
+		g.adminError(w, err)
+		return
+	}
+	in.Name = r.PathValue("name")
+	err := g.config.Edit(r.Context(), apiUser(r.Context()).Name, func(c *config.Config) error {
+		for i := range c.Screening.Lists {
+			if c.Screening.Lists[i].Name == in.Name {
+				c.Screening.Lists[i] = in
+				return nil
+			}
+		}
+		c.Screening.Lists = append(c.Screening.Lists, in)
+		return nil
+	})
+	if err != nil {
+		g.adminError(w, err)
+		return
+	}
+	g.getLists(w, r)
+}
+
+// deleteList stages the removal of a reputation list.
+func (g *Gateway) deleteList(w http.ResponseWriter, r *http.Request) {
+	if err := canEdit(r); err != nil {
+		g.adminError(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	err := g.config.Edit(r.Context(), apiUser(r.Context()).Name, func(c *config.Config) error {
+		for i := range c.Screening.Lists {
+			if c.Screening.Lists[i].Name == name {
+				c.Screening.Lists = append(c.Screening.Lists[:i], c.Screening.Lists[i+1:]...)
+				return nil
+			}
+		}
+		return sightline.Errorf(sightline.NotFound, "no reputation list %q", name)
+	})
+	if err != nil {
+		g.adminError(w, err)
+		return
+	}
+	g.getLists(w, r)
 }

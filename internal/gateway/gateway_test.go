@@ -341,3 +341,48 @@ func TestEICARDroppedByClamd(t *testing.T) {
 	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "clean after eicar")
 	waitStatus(t, g, "clean after eicar", "Delivered")
 }
+
+// TestListsThroughTheAPI manages a reputation list through /api/v1/lists,
+// which stages it like the UI; after the commit it holds the sender's mail.
+func TestListsThroughTheAPI(t *testing.T) {
+	g := startGateway(t)
+	call := func(method, path, body string) (int, map[string]any) {
+		req, _ := http.NewRequest(method, "http://"+g.HTTPAddr()+path, strings.NewReader(body))
+		req.SetBasicAuth("admin", adminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	code, out := call(http.MethodPut, "/api/v1/lists/bad_senders",
+		`{"kind":"sender_domain","mode":"blocklist","entries":["evil.example"],"action":{"type":"quarantine"}}`)
+	if code != http.StatusOK || out["pending"] != true {
+		t.Fatalf("PUT list = %d %v, want 200 and pending", code, out)
+	}
+	if code, out := call(http.MethodPut, "/api/v1/lists/typo", `{"kind":"sender_domain","mode":"blocklist","entriez":[]}`); code != http.StatusBadRequest {
+		t.Errorf("PUT list with an unknown field = %d %v, want 400", code, out)
+	}
+	if code, out := call(http.MethodPut, "/api/v1/lists/bad", `{"kind":"colour","mode":"blocklist","entries":["x"]}`); code != http.StatusBadRequest {
+		t.Errorf("PUT list with a bad kind = %d %v, want 400", code, out)
+	}
+	if code, _ := call(http.MethodDelete, "/api/v1/lists/none", ""); code != http.StatusNotFound {
+		t.Errorf("DELETE an unknown list = %d, want 404", code)
+	}
+	if code, out := call(http.MethodPost, "/api/v1/config/commit", `{"comment":"block evil"}`); code != http.StatusOK {
+		t.Fatalf("commit = %d %v", code, out)
+	}
+	if code, out := call(http.MethodPost, "/api/v1/config/commit", `{"comment":"again"}`); code != http.StatusConflict || errMessage(out) != "There is no data to commit." {
+		t.Errorf("second commit = %d %v, want 409 There is no data to commit.", code, out)
+	}
+	sendMail(t, g.SMTPAddr(), "boss@evil.example", "b@example.org", "from a blocklisted domain")
+	waitStatus(t, g, "from a blocklisted domain", "Quarantined by Message Filter")
+
+	code, out = call(http.MethodGet, "/api/v1/config", "")
+	if cfg, _ := out["config"].(map[string]any); code != http.StatusOK || cfg["hostname"] != "gw.test" || out["pending"] != false {
+		t.Errorf("GET config = %d %v", code, out)
+	}
+}

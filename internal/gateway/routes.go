@@ -54,6 +54,11 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	mux.Handle("/esa/api/v2.0/", g.apiAuth.require(api))
 	mux.Handle("GET /api/v1/messages", g.apiAuth.require(search))
 	admin := func(h http.HandlerFunc) http.Handler { return g.apiAuth.require(h) }
+	mux.Handle("GET /api/v1/config", admin(g.writeConfig))
+	mux.Handle("PUT /api/v1/config", admin(g.putConfig))
+	mux.Handle("GET /api/v1/lists", admin(g.getLists))
+	mux.Handle("PUT /api/v1/lists/{name}", admin(g.putList))
+	mux.Handle("DELETE /api/v1/lists/{name}", admin(g.deleteList))
 	mux.Handle("POST /api/v1/config/commit", admin(g.commit))
 	mux.Handle("POST /api/v1/config/clear", admin(g.clear))
 	mux.Handle("GET /api/v1/cloud", admin(g.cloudStatus))
