@@ -86,6 +86,7 @@ type Gateway struct {
 	config   *config.Manager
 	cloud    *connector.Connector
 	av       *switchableScanner
+	metrics  *metrics
 	apiAuth  *apiAuth
 
 	smtpLn, httpLn net.Listener
@@ -178,13 +179,14 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	g.smtp = &smtpd.Server{
 		Hostname:  o.Hostname,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Queue:     g.queue,
 		IDs:       g.ids,
 		Events:    g.recorder,
 		Auth:      smtpAuth{g.store},
 		Resolver:  resolver,
 		Logger:    logger.With("component", "smtpd"),
 	}
+	g.metrics = newMetrics(g.smtp, g.queue)
+	g.smtp.Queue = timedQueue{g.queue, g.metrics}
 
 	g.cloud = &connector.Connector{
 		Store: g.store,

@@ -386,3 +386,29 @@ func TestListsThroughTheAPI(t *testing.T) {
 		t.Errorf("GET config = %d %v", code, out)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	g := startGateway(t)
+	sendMail(t, g.SMTPAddr(), "a@example.com", "b@example.org", "metrics")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+g.HTTPAddr()+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /metrics without credentials = %d, want 401", resp.StatusCode)
+	}
+	req.SetBasicAuth("admin", adminPassword)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"sightline_smtp_accept_seconds_count 1", "sightline_smtp_messages_accepted_total 1", `sightline_queue_messages{state="depth"}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		}
+	}
+}

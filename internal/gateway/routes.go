@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/clamd"
 	"github.com/sightline/sightline/internal/password"
@@ -65,6 +67,7 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	mux.Handle("PUT /api/v1/cloud", admin(g.cloudSettings))
 	mux.Handle("POST /api/v1/cloud/register", admin(g.cloudRegister))
 	mux.Handle("POST /api/v1/cloud/deregister", admin(g.cloudDeregister))
+	mux.Handle("GET /metrics", g.apiAuth.require(promhttp.HandlerFor(g.metrics.registry, promhttp.HandlerOpts{})))
 	mux.Handle("/", pages.Routes())
 	return mux, nil
 }
