@@ -34,10 +34,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "sightline:", err)
-		}
+	if err != nil && !errors.Is(err, flag.ErrHelp) { // -h printed the usage: not a failure
+		fmt.Fprintln(os.Stderr, "sightline:", err)
 		os.Exit(exitCode(err))
 	}
 }
@@ -95,7 +93,7 @@ func (e usageError) Error() string { return string(e) }
 
 func exitCode(err error) int {
 	var u usageError
-	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
+	if errors.As(err, &u) {
 		return 2
 	}
 	return 1
