@@ -94,31 +94,42 @@ func (c *Console) apiCreateModule(w http.ResponseWriter, r *http.Request, p prin
 	if err := decodeJSON(w, r, maxJSON, &req); err != nil {
 		return err
 	}
+	in, err := c.createModule(r.Context(), p.orgID, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, instanceView(in))
+	return nil
+}
+
+// createModule checks req (see applyModuleRequest) and stores a new
+// instance of the organisation; native kinds get their fixed type id and
+// default name, other kinds need the type_id of their module type.
+func (c *Console) createModule(ctx context.Context, orgID string, req ModuleRequest) (records.Instance, error) {
 	if _, ok := c.opts.Modules[req.Kind]; !ok {
-		return sightline.Errorf(sightline.Invalid, "unknown module kind %q: this console offers %s", req.Kind, strings.Join(c.kinds(), ", "))
+		return records.Instance{}, sightline.Errorf(sightline.Invalid, "unknown module kind %q: this console offers %s", req.Kind, strings.Join(c.kinds(), ", "))
 	}
 	now := c.now()
-	in := records.Instance{Instance: module.Instance{ID: uuid.NewString(), Kind: req.Kind, OrgID: p.orgID, Enabled: true},
+	in := records.Instance{Instance: module.Instance{ID: uuid.NewString(), Kind: req.Kind, OrgID: orgID, Enabled: true},
 		CreatedAt: now, UpdatedAt: now}
 	if nt, ok := nativeTypes[req.Kind]; ok {
 		if req.TypeID != "" && req.TypeID != nt.id {
-			return sightline.Errorf(sightline.Invalid, "type_id of a %s module is always %s", req.Kind, nt.id)
+			return records.Instance{}, sightline.Errorf(sightline.Invalid, "type_id of a %s module is always %s", req.Kind, nt.id)
 		}
 		in.TypeID, in.Name = nt.id, nt.name
 	} else {
 		if _, err := uuid.Parse(req.TypeID); err != nil {
-			return sightline.Errorf(sightline.Invalid, "a %s module needs the type_id (a UUID) of its module type", req.Kind)
+			return records.Instance{}, sightline.Errorf(sightline.Invalid, "a %s module needs the type_id (a UUID) of its module type", req.Kind)
 		}
 		in.TypeID = req.TypeID
 	}
-	if err := c.applyModuleRequest(r.Context(), &in, req); err != nil {
-		return err
+	if err := c.applyModuleRequest(ctx, &in, req); err != nil {
+		return records.Instance{}, err
 	}
-	if err := c.store.CreateInstance(r.Context(), in); err != nil {
-		return fmt.Errorf("create module instance: %w", err)
+	if err := c.store.CreateInstance(ctx, in); err != nil {
+		return records.Instance{}, fmt.Errorf("create module instance: %w", err)
 	}
-	writeJSON(w, http.StatusCreated, instanceView(in))
-	return nil
+	return in, nil
 }
 
 func (c *Console) apiUpdateModule(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -126,23 +137,33 @@ func (c *Console) apiUpdateModule(w http.ResponseWriter, r *http.Request, p prin
 	if err := decodeJSON(w, r, maxJSON, &req); err != nil {
 		return err
 	}
-	in, err := c.instance(r.Context(), p.orgID, r.PathValue("id"))
+	in, err := c.updateModule(r.Context(), p.orgID, r.PathValue("id"), req)
 	if err != nil {
 		return err
 	}
-	if req.Kind != "" && req.Kind != in.Kind || req.TypeID != "" && req.TypeID != in.TypeID {
-		return sightline.Errorf(sightline.Invalid, "the kind and type of a module instance cannot change: create another instance")
-	}
-	if err := c.applyModuleRequest(r.Context(), &in, req); err != nil {
-		return err
-	}
-	in.UpdatedAt = c.now()
-	if err := c.store.UpdateInstance(r.Context(), in); err != nil {
-		return fmt.Errorf("update module instance: %w", err)
-	}
-	c.forget(in.ID)
 	writeJSON(w, http.StatusOK, instanceView(in))
 	return nil
+}
+
+// updateModule applies req to the organisation's instance id (omitted
+// fields keep their value; kind and type cannot change) and stores it.
+func (c *Console) updateModule(ctx context.Context, orgID, id string, req ModuleRequest) (records.Instance, error) {
+	in, err := c.instance(ctx, orgID, id)
+	if err != nil {
+		return in, err
+	}
+	if req.Kind != "" && req.Kind != in.Kind || req.TypeID != "" && req.TypeID != in.TypeID {
+		return in, sightline.Errorf(sightline.Invalid, "the kind and type of a module instance cannot change: create another instance")
+	}
+	if err := c.applyModuleRequest(ctx, &in, req); err != nil {
+		return in, err
+	}
+	in.UpdatedAt = c.now()
+	if err := c.store.UpdateInstance(ctx, in); err != nil {
+		return in, fmt.Errorf("update module instance: %w", err)
+	}
+	c.forget(in.ID)
+	return in, nil
 }
 
 // applyModuleRequest sets the name, enabled and settings of in from req,
@@ -267,14 +288,21 @@ func (c *Console) kinds() []string {
 }
 
 func (c *Console) apiDeleteModule(w http.ResponseWriter, r *http.Request, p principal) error {
-	id := r.PathValue("id")
-	if err := c.store.DeleteInstance(r.Context(), p.orgID, id); sightline.ErrorKind(err) == sightline.NotFound {
+	if err := c.deleteModule(r.Context(), p.orgID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteModule removes the organisation's instance id.
+func (c *Console) deleteModule(ctx context.Context, orgID, id string) error {
+	if err := c.store.DeleteInstance(ctx, orgID, id); sightline.ErrorKind(err) == sightline.NotFound {
 		return sightline.Errorf(sightline.NotFound, "There is no module instance %s in this organisation.", id)
 	} else if err != nil {
 		return fmt.Errorf("delete module instance: %w", err)
 	}
 	c.forget(id)
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -285,13 +313,23 @@ type ModuleHealth struct {
 }
 
 func (c *Console) apiModuleHealth(w http.ResponseWriter, r *http.Request, p principal) error {
-	t, err := c.target(r.Context(), p.orgID, r.PathValue("id"))
+	h, err := c.moduleHealth(r.Context(), p.orgID, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	items, errs := c.health(r.Context(), []target{t})
-	writeJSON(w, http.StatusOK, ModuleHealth{Status: items[0].Data.Status, Errors: errs})
+	writeJSON(w, http.StatusOK, h)
 	return nil
+}
+
+// moduleHealth calls the health route of the organisation's instance id
+// (enabled or not); a module that fails is a ModuleHealth with errors.
+func (c *Console) moduleHealth(ctx context.Context, orgID, id string) (ModuleHealth, error) {
+	t, err := c.target(ctx, orgID, id)
+	if err != nil {
+		return ModuleHealth{}, err
+	}
+	items, errs := c.health(ctx, []target{t})
+	return ModuleHealth{Status: items[0].Data.Status, Errors: errs}, nil
 }
 
 // ModuleType is a module type as the admin API lists it.
@@ -421,13 +459,21 @@ func (c *Console) apiClients(w http.ResponseWriter, r *http.Request, p principal
 }
 
 func (c *Console) apiRevokeClient(w http.ResponseWriter, r *http.Request, p principal) error {
-	id := r.PathValue("id")
-	if err := c.store.DeleteClient(r.Context(), p.orgID, id); sightline.ErrorKind(err) == sightline.NotFound {
+	if err := c.revokeClient(r.Context(), p.orgID, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// revokeClient deletes the organisation's API client id; its tokens stop
+// working at once.
+func (c *Console) revokeClient(ctx context.Context, orgID, id string) error {
+	if err := c.store.DeleteClient(ctx, orgID, id); sightline.ErrorKind(err) == sightline.NotFound {
 		return sightline.Errorf(sightline.NotFound, "There is no API client %s in this organisation.", id)
 	} else if err != nil {
 		return fmt.Errorf("revoke api client: %w", err)
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
@@ -459,24 +505,34 @@ func (c *Console) apiCreateUser(w http.ResponseWriter, r *http.Request, p princi
 	if err := decodeJSON(w, r, maxJSON, &req); err != nil {
 		return err
 	}
-	if req.Name == "" || len(req.Name) > 256 || strings.ContainsAny(req.Name, ":\r\n") {
-		return sightline.Errorf(sightline.Invalid, "a user needs a name of 1 to 256 bytes without a colon")
-	}
-	if !slices.Contains(records.Roles, req.Role) {
-		return sightline.Errorf(sightline.Invalid, "role %q: want one of %s", req.Role, strings.Join(records.Roles, ", "))
-	}
-	hash, err := password.Hash(req.Password)
+	u, err := c.createUser(r.Context(), p.orgID, req.Name, req.Role, req.Password)
 	if err != nil {
-		return sightline.Wrap(sightline.Invalid, err, "password: "+err.Error())
-	}
-	u := records.User{Name: req.Name, OrgID: p.orgID, Role: req.Role, PasswordHash: hash, CreatedAt: c.now()}
-	if err := c.store.CreateUser(r.Context(), u); sightline.ErrorKind(err) == sightline.Conflict {
-		return sightline.Errorf(sightline.Conflict, "user %s already exists", req.Name)
-	} else if err != nil {
-		return fmt.Errorf("create user: %w", err)
+		return err
 	}
 	writeJSON(w, http.StatusCreated, APIUser{Name: u.Name, Role: u.Role, CreatedAt: u.CreatedAt})
 	return nil
+}
+
+// createUser checks and adds a user of the organisation; a taken name is
+// a Conflict.
+func (c *Console) createUser(ctx context.Context, orgID, name, role, pass string) (records.User, error) {
+	if name == "" || len(name) > 256 || strings.ContainsAny(name, ":\r\n") {
+		return records.User{}, sightline.Errorf(sightline.Invalid, "a user needs a name of 1 to 256 bytes without a colon")
+	}
+	if !slices.Contains(records.Roles, role) {
+		return records.User{}, sightline.Errorf(sightline.Invalid, "role %q: want one of %s", role, strings.Join(records.Roles, ", "))
+	}
+	hash, err := password.Hash(pass)
+	if err != nil {
+		return records.User{}, sightline.Wrap(sightline.Invalid, err, "password: "+err.Error())
+	}
+	u := records.User{Name: name, OrgID: orgID, Role: role, PasswordHash: hash, CreatedAt: c.now()}
+	if err := c.store.CreateUser(ctx, u); sightline.ErrorKind(err) == sightline.Conflict {
+		return records.User{}, sightline.Errorf(sightline.Conflict, "user %s already exists", name)
+	} else if err != nil {
+		return records.User{}, fmt.Errorf("create user: %w", err)
+	}
+	return u, nil
 }
 
 func (c *Console) apiDeleteUser(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -484,12 +540,20 @@ func (c *Console) apiDeleteUser(w http.ResponseWriter, r *http.Request, p princi
 	if name == p.name && !p.client {
 		return sightline.Errorf(sightline.Conflict, "you cannot delete yourself")
 	}
-	if err := c.store.DeleteUser(r.Context(), p.orgID, name); sightline.ErrorKind(err) == sightline.NotFound {
+	if err := c.deleteUser(r.Context(), p.orgID, name); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteUser removes a user of the organisation.
+func (c *Console) deleteUser(ctx context.Context, orgID, name string) error {
+	if err := c.store.DeleteUser(ctx, orgID, name); sightline.ErrorKind(err) == sightline.NotFound {
 		return sightline.Errorf(sightline.NotFound, "There is no user %s in this organisation.", name)
 	} else if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

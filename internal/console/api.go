@@ -22,7 +22,7 @@ import (
 )
 
 // routes is every route of the console: the CTR API at the host root (the
-// Python client drops any path prefix), CTIA and the admin API.
+// Python client drops any path prefix), CTIA, the admin API and the web UI.
 func (c *Console) routes() http.Handler {
 	mux := http.NewServeMux()
 
@@ -70,9 +70,15 @@ func (c *Console) routes() http.Handler {
 		c.writeAPIError(w, r, sightline.Errorf(sightline.NotFound, "There is no API route %s %s.", r.Method, r.URL.Path))
 	})
 
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	// Unknown paths of the CTR API answer its JSON 404; every other path
+	// is the web UI's.
+	noRoute := func(w http.ResponseWriter, r *http.Request) {
 		c.writeIROHError(w, r, sightline.Errorf(sightline.NotFound, "There is no route %s %s.", r.Method, r.URL.EscapedPath()))
-	})
+	}
+	for _, prefix := range []string{"/iroh/", "/ctia/", "/.well-known/"} {
+		mux.HandleFunc(prefix, noRoute)
+	}
+	mux.Handle("/", c.ui.Routes())
 	return mux
 }
 

@@ -1,8 +1,9 @@
 // Package console is the console role (Cisco Threat Response): organisations,
 // users and API clients, the OAuth2 token endpoint and its signing keys, module
 // instances, the CTR-compatible API at the host root (/iroh/... for inspect,
-// enrich and response, /ctia/... for stored intelligence) and the admin API
-// (/api/v1/...) that manages clients, modules and devices.
+// enrich and response, /ctia/... for stored intelligence), the admin API
+// (/api/v1/...) that manages clients, modules and devices, and the web UI
+// (package ui) at every other path.
 //
 // Every record belongs to one organisation; a token or a user acts for
 // exactly one, and never reaches another's modules, devices or intelligence.
@@ -27,6 +28,7 @@ import (
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/console/module"
 	"github.com/sightline/sightline/internal/console/records"
+	"github.com/sightline/sightline/internal/console/ui"
 	"github.com/sightline/sightline/internal/password"
 	"github.com/sightline/sightline/internal/store/sqlite"
 )
@@ -107,6 +109,7 @@ type Console struct {
 	srv        *http.Server
 	publicURL  string
 	keys       *keyring
+	ui         *ui.UI
 	hc         *http.Client
 	checked    checkCache
 
@@ -122,8 +125,8 @@ type builtModule struct {
 }
 
 // Open checks opts, opens the store, creates the first organisation and the
-// user admin on a first start, loads or creates the signing keys, and
-// listens on opts.Addr. Call Run to serve.
+// user admin on a first start, loads or creates the signing keys and the web
+// UI's session key, and listens on opts.Addr. Call Run to serve.
 func Open(ctx context.Context, opts Options) (*Console, error) {
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:8080"
@@ -180,6 +183,11 @@ func Open(ctx context.Context, opts Options) (*Console, error) {
 	c.publicURL = strings.TrimSuffix(opts.PublicURL, "/")
 	if c.publicURL == "" {
 		c.publicURL = "http://" + ln.Addr().String()
+	}
+	if c.ui, err = c.newUI(ctx); err != nil {
+		ln.Close()
+		c.closeStore()
+		return nil, err
 	}
 	c.srv = &http.Server{
 		Handler:           c.routes(),
