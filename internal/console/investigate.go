@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 
@@ -23,19 +24,29 @@ type Investigation struct {
 const maxObservables = 100
 
 // Investigate parses query (typed terms such as email_subject:"test test",
-// anything else inspected as free text) and runs observe and deliberate on
-// its observables, in parallel, for the organisation's modules. A malformed
-// query is an Invalid error naming the offending part.
+// anything else inspected as free text) and investigates its observables.
+// A malformed query is an Invalid error naming the offending part.
 func (c *Console) Investigate(ctx context.Context, orgID, query string) (*Investigation, error) {
 	q, err := observable.ParseQuery(query)
 	if err != nil {
 		return nil, err
 	}
+	inv, err := c.investigate(ctx, orgID, q)
+	if err != nil {
+		return nil, err
+	}
+	inv.Query = query
+	return inv, nil
+}
+
+// investigate runs observe and deliberate, in parallel, on the query's
+// observables (at most maxObservables) for the organisation's modules.
+func (c *Console) investigate(ctx context.Context, orgID string, q observable.Query) (*Investigation, error) {
 	obs := dedup(q.Observables())
 	if len(obs) > maxObservables {
 		obs = obs[:maxObservables]
 	}
-	inv := &Investigation{Query: query, Observables: obs}
+	inv := &Investigation{Observables: obs}
 	if len(obs) == 0 {
 		inv.Observe = Envelope{Data: []ModuleResult{}, Errors: []ModuleError{}}
 		inv.Deliberate = inv.Observe
@@ -43,15 +54,11 @@ func (c *Console) Investigate(ctx context.Context, orgID, query string) (*Invest
 	}
 	var wg sync.WaitGroup
 	var obsErr, delErr error
-	wg.Add(2)
-	go func() { defer wg.Done(); inv.Observe, obsErr = c.runEnrich(ctx, orgID, opObserve, obs, nil) }()
-	go func() { defer wg.Done(); inv.Deliberate, delErr = c.runEnrich(ctx, orgID, opDeliberate, obs, nil) }()
+	wg.Go(func() { inv.Observe, obsErr = c.runEnrich(ctx, orgID, opObserve, obs, nil) })
+	wg.Go(func() { inv.Deliberate, delErr = c.runEnrich(ctx, orgID, opDeliberate, obs, nil) })
 	wg.Wait()
-	if obsErr != nil {
-		return nil, obsErr
-	}
-	if delErr != nil {
-		return nil, delErr
+	if err := errors.Join(obsErr, delErr); err != nil {
+		return nil, err
 	}
 	return inv, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,36 +53,20 @@ func (c *Console) newUI(ctx context.Context) (*ui.UI, error) {
 	return u, nil
 }
 
-// The session key is kept as a record of its own entity type, outside
-// CTIA's types, in the organisation of the user admin: records.Store has no
-// place for console-wide secrets yet.
-const (
-	secretType    = "sightline-secret"
-	sessionKeyID  = "ui-session-key"
-	sessionKeyLen = 32
-)
+// sessionKeyLen is the size of the key that signs UI sessions.
+const sessionKeyLen = 32
 
 // sessionKey returns the key that signs UI sessions, creating it on the
 // first start; every replica sharing the store reads the same key.
 func (c *Console) sessionKey(ctx context.Context) ([]byte, error) {
-	admin, err := c.store.User(ctx, AdminUser)
+	key, err := c.store.Secret(ctx, "ui-session-key", []byte(rand.Text()+rand.Text()))
 	if err != nil {
 		return nil, fmt.Errorf("console session key: %w", err)
 	}
-	doc, _ := json.Marshal(map[string][]byte{"key": []byte(rand.Text() + rand.Text())})
-	err = c.store.CreateEntity(ctx, records.Entity{OrgID: admin.OrgID, Type: secretType, ID: sessionKeyID, Doc: doc})
-	if err != nil && sightline.ErrorKind(err) != sightline.Conflict {
-		return nil, fmt.Errorf("console session key: %w", err)
+	if len(key) < sessionKeyLen {
+		return nil, fmt.Errorf("console session key: the stored key is shorter than %d bytes", sessionKeyLen)
 	}
-	e, err := c.store.Entity(ctx, admin.OrgID, secretType, sessionKeyID)
-	if err != nil {
-		return nil, fmt.Errorf("console session key: %w", err)
-	}
-	var stored struct{ Key []byte }
-	if err := json.Unmarshal(e.Doc, &stored); err != nil || len(stored.Key) < sessionKeyLen {
-		return nil, fmt.Errorf("console session key: the stored key is unreadable or shorter than %d bytes", sessionKeyLen)
-	}
-	return stored.Key, nil
+	return key, nil
 }
 
 // uiAuthenticate checks the sign-in form; the top bar shows the user's
@@ -141,36 +124,17 @@ func (d uiData) DeleteAccount(ctx context.Context, org, name string) error {
 	return d.c.deleteUser(ctx, org, name)
 }
 
-// SetPassword replaces a user's password. records.Store cannot update a
-// user, so the user is deleted and created again with the new hash; if the
-// creation fails, the old record is put back.
+// SetPassword replaces the password of a user of the organisation.
 func (d uiData) SetPassword(ctx context.Context, org, name, pass string) error {
-	u, err := d.c.store.User(ctx, name)
-	if err == nil && u.OrgID != org {
-		err = sightline.Errorf(sightline.NotFound, "no user")
-	}
-	if sightline.ErrorKind(err) == sightline.NotFound {
-		return sightline.Errorf(sightline.NotFound, "There is no user %s in this organisation.", name)
-	}
-	if err != nil {
-		return fmt.Errorf("user %s: %w", name, err)
-	}
 	hash, err := password.Hash(pass)
 	if err != nil {
 		return sightline.Wrap(sightline.Invalid, err, "Password: "+err.Error())
 	}
-	changed := u
-	changed.PasswordHash = hash
-	if err := d.c.store.DeleteUser(ctx, org, name); err != nil {
-		return fmt.Errorf("change password of %s: %w", name, err)
+	err = d.c.store.SetUserPassword(ctx, org, name, hash)
+	if sightline.ErrorKind(err) == sightline.NotFound {
+		return sightline.Errorf(sightline.NotFound, "There is no user %s in this organisation.", name)
 	}
-	if err := d.c.store.CreateUser(ctx, changed); err != nil {
-		if rerr := d.c.store.CreateUser(context.WithoutCancel(ctx), u); rerr != nil {
-			d.c.log.Error("user lost while changing its password", "user", name, "err", rerr)
-		}
-		return fmt.Errorf("change password of %s: %w", name, err)
-	}
-	return nil
+	return err
 }
 
 // Investigate.
@@ -179,29 +143,12 @@ func (d uiData) SetPassword(ctx context.Context, org, name, pass string) error {
 // observables (at most maxObservables) for the organisation's modules and
 // merges both answers of each module instance into one ModuleResult.
 func (d uiData) Investigate(ctx context.Context, org string, q observable.Query) (ui.Investigation, error) {
-	obs := dedup(q.Observables())
-	if len(obs) > maxObservables {
-		obs = obs[:maxObservables]
+	inv, err := d.c.investigate(ctx, org, q)
+	if err != nil {
+		return ui.Investigation{}, err
 	}
-	inv := ui.Investigation{Observables: obs, Modules: []ui.ModuleResult{}, Time: d.c.now()}
-	if len(obs) == 0 {
-		return inv, nil
-	}
-	ops := []string{opObserve, opDeliberate}
-	envs := make([]Envelope, len(ops))
-	errs := make([]error, len(ops))
-	var wg sync.WaitGroup
-	for i, op := range ops {
-		wg.Go(func() { envs[i], errs[i] = d.c.runEnrich(ctx, org, op, obs, nil) })
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return ui.Investigation{}, err
-		}
-	}
-	inv.Modules = mergeEnvelopes(envs...)
-	return inv, nil
+	return ui.Investigation{Observables: inv.Observables, Modules: mergeEnvelopes(inv.Observe, inv.Deliberate),
+		Time: d.c.now()}, nil
 }
 
 // mergeEnvelopes turns observe and deliberate envelopes into one result

@@ -111,6 +111,13 @@ type Store interface {
 	// Users lists an organisation's users by name.
 	Users(ctx context.Context, orgID string) ([]User, error)
 	DeleteUser(ctx context.Context, orgID, name string) error
+	// SetUserPassword replaces the password hash of a user of orgID.
+	SetUserPassword(ctx context.Context, orgID, name, hash string) error
+
+	// Secret returns the console-wide secret called name, storing candidate
+	// first when there is none: every replica sharing the store reads the
+	// same value.
+	Secret(ctx context.Context, name string, candidate []byte) ([]byte, error)
 
 	CreateClient(ctx context.Context, c Client) error
 	// Client returns a client by its id, whatever its organisation: the

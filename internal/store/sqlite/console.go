@@ -17,7 +17,10 @@ import (
 //go:embed console.sql
 var consoleSchema string
 
-var consoleMigrations = []Migration{{Version: 1, SQL: consoleSchema}}
+var consoleMigrations = []Migration{
+	{Version: 1, SQL: consoleSchema},
+	{Version: 2, SQL: `CREATE TABLE console_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)`},
+}
 
 // ConsoleStore is the console's records.Store on SQLite.
 type ConsoleStore struct {
@@ -136,6 +139,21 @@ func (s *ConsoleStore) Users(ctx context.Context, orgID string) ([]records.User,
 func (s *ConsoleStore) DeleteUser(ctx context.Context, orgID, name string) error {
 	return s.exec(ctx, changed, fmt.Sprintf("user %q", name),
 		`DELETE FROM console_users WHERE org_id = ? AND name = ?`, orgID, name)
+}
+
+func (s *ConsoleStore) SetUserPassword(ctx context.Context, orgID, name, hash string) error {
+	return s.exec(ctx, changed, fmt.Sprintf("user %q", name),
+		`UPDATE console_users SET password_hash = ? WHERE org_id = ? AND name = ?`, hash, orgID, name)
+}
+
+func (s *ConsoleStore) Secret(ctx context.Context, name string, candidate []byte) ([]byte, error) {
+	var v []byte
+	err := s.db.W.QueryRowContext(ctx, `INSERT INTO console_secrets (name, value) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET value = value RETURNING value`, name, candidate).Scan(&v)
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", name, err)
+	}
+	return v, nil
 }
 
 // API clients.

@@ -30,6 +30,7 @@ func TestStore(t *testing.T, open func(t *testing.T) records.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"Instances", testInstances},
 		{"Entities", testEntities},
+		{"Secrets", testSecrets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -95,6 +96,11 @@ func testUsers(t *testing.T, s records.Store) {
 	list, err := s.Users(ctx, b.ID)
 	if err != nil || len(list) != 0 {
 		t.Errorf("Users(B) = %v, %v; want none", list, err)
+	}
+	wantKind(t, "SetUserPassword(other org)", s.SetUserPassword(ctx, b.ID, "ann", "$2a$new"), sightline.NotFound)
+	must(t, "SetUserPassword", s.SetUserPassword(ctx, a.ID, "ann", "$2a$new"))
+	if got, _ := s.User(ctx, "ann"); got.PasswordHash != "$2a$new" || got.Role != u.Role {
+		t.Errorf("after SetUserPassword User(ann) = %+v, want the new hash and the same role", got)
 	}
 	wantKind(t, "DeleteUser(other org)", s.DeleteUser(ctx, b.ID, "ann"), sightline.NotFound)
 	must(t, "DeleteUser", s.DeleteUser(ctx, a.ID, "ann"))
@@ -247,5 +253,19 @@ func testEntities(t *testing.T, s records.Store) {
 	byDom, _ := s.Entities(ctx, a.ID, "judgement", &dom)
 	if diff := cmp.Diff([]string{e2.ID}, ids(byDom)); diff != "" {
 		t.Errorf("Entities(A, domain) after delete mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testSecrets(t *testing.T, s records.Store) {
+	first, err := s.Secret(ctx, "k", []byte("one"))
+	must(t, "Secret", err)
+	second, err := s.Secret(ctx, "k", []byte("two"))
+	must(t, "Secret again", err)
+	if string(first) != "one" || string(second) != "one" {
+		t.Errorf("Secret(k) = %q then %q, want the first candidate kept: one, one", first, second)
+	}
+	other, err := s.Secret(ctx, "other", []byte("three"))
+	if err != nil || string(other) != "three" {
+		t.Errorf("Secret(other) = %q, %v; want three", other, err)
 	}
 }
