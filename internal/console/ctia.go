@@ -259,11 +259,25 @@ func (c *Console) ctiaCreate(w http.ResponseWriter, r *http.Request, p principal
 	if err := ctim.Decode(body, v); err != nil {
 		return err
 	}
+	short, doc, err := c.createEntity(r.Context(), p.orgID, p.name, p.name, typ, v)
+	if err != nil {
+		return err
+	}
+	long, _ := ctim.NewLongID(c.publicURL, short)
+	w.Header().Set("Location", long)
+	writeRaw(w, http.StatusCreated, doc)
+	return nil
+}
+
+// createEntity stores v, a new CTIA entity of type typ, as POST /ctia/{type}
+// does (see ctiaCreate) with owner as its author, and returns its short id
+// and the stored document.
+func (c *Console) createEntity(ctx context.Context, orgID, owner, clientID, typ string, v any) (string, []byte, error) {
 	now := ctim.NewTime(c.now())
 	short := ctim.NewShortID(typ)
 	long, err := ctim.NewLongID(c.publicURL, short)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	b, st := parts(v)
 	b.ID, b.Type, b.SchemaVersion = long, typ, ctim.SchemaVersion
@@ -273,20 +287,15 @@ func (c *Console) ctiaCreate(w http.ResponseWriter, r *http.Request, p principal
 	if b.TLP == "" {
 		b.TLP = ctim.TLPGreen
 	}
-	*st = ctim.Stored{Owner: p.name, Groups: []string{p.orgID}, ClientID: p.name, Created: now, Modified: now}
+	*st = ctim.Stored{Owner: owner, Groups: []string{orgID}, ClientID: clientID, Created: now, Modified: now}
 	if in, ok := v.(*ctim.Incident); ok {
 		stampStatus(in, "", now)
 	}
 	if err := defaults(v, now); err != nil {
-		return err
+		return "", nil, err
 	}
-	doc, err := c.save(r.Context(), p.orgID, typ, short, v, 0)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Location", long)
-	writeRaw(w, http.StatusCreated, doc)
-	return nil
+	doc, err := c.save(ctx, orgID, typ, short, v, 0)
+	return short, doc, err
 }
 
 func writeRaw(w http.ResponseWriter, status int, doc []byte) {

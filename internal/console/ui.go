@@ -229,35 +229,6 @@ func typeName(typeID string) string {
 
 // CTIA entities created from the UI.
 
-// createEntity stores v, a new CTIA entity of type typ, as POST /ctia/{type}
-// does (see ctiaCreate) with owner as its author, and returns its short id
-// and the stored document.
-func (c *Console) createEntity(ctx context.Context, orgID, owner, typ string, v any) (string, []byte, error) {
-	now := ctim.NewTime(c.now())
-	short := ctim.NewShortID(typ)
-	long, err := ctim.NewLongID(c.publicURL, short)
-	if err != nil {
-		return "", nil, err
-	}
-	b, st := parts(v)
-	b.ID, b.Type, b.SchemaVersion = long, typ, ctim.SchemaVersion
-	if b.Timestamp.IsZero() {
-		b.Timestamp = now
-	}
-	if b.TLP == "" {
-		b.TLP = ctim.TLPGreen
-	}
-	*st = ctim.Stored{Owner: owner, Groups: []string{orgID}, Created: now, Modified: now}
-	if in, ok := v.(*ctim.Incident); ok {
-		stampStatus(in, "", now)
-	}
-	if err := defaults(v, now); err != nil {
-		return "", nil, err
-	}
-	doc, err := c.save(ctx, orgID, typ, short, v, 0)
-	return short, doc, err
-}
-
 // entities returns the organisation's entities of type typ, newest first,
 // decoded into T.
 func entities[T any](ctx context.Context, c *Console, orgID, typ string) ([]T, []records.Entity, error) {
@@ -344,7 +315,7 @@ func (d uiData) SaveSnapshot(ctx context.Context, org string, s ui.Snapshot) (st
 		Observables: s.Investigation.Observables,
 		Texts:       []ctim.CasebookText{{Type: textQuery, Text: s.Query}, {Type: textInvestigation, Text: string(inv)}},
 	}
-	id, _, err := d.c.createEntity(ctx, org, s.Author, ctim.TypeCasebook, cb)
+	id, _, err := d.c.createEntity(ctx, org, s.Author, "", ctim.TypeCasebook, cb)
 	return id, err
 }
 
@@ -456,7 +427,7 @@ func (d uiData) CreateIncident(ctx context.Context, org string, in ui.Incident) 
 	if !in.Opened.IsZero() {
 		v.IncidentTime.Opened = ctim.NewTime(in.Opened)
 	}
-	id, _, err := d.c.createEntity(ctx, org, in.Author, ctim.TypeIncident, v)
+	id, _, err := d.c.createEntity(ctx, org, in.Author, "", ctim.TypeIncident, v)
 	return id, err
 }
 
@@ -491,7 +462,7 @@ func (d uiData) CreateJudgement(ctx context.Context, org string, j ctim.Judgemen
 	if sess, ok := web.SessionFrom(ctx); ok {
 		owner = sess.User.Name
 	}
-	_, doc, err := d.c.createEntity(ctx, org, owner, ctim.TypeJudgement, &j)
+	_, doc, err := d.c.createEntity(ctx, org, owner, "", ctim.TypeJudgement, &j)
 	if err != nil {
 		return ctim.Judgement{}, err
 	}
