@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/smtp"
 	"regexp"
@@ -209,6 +211,29 @@ func TestJourney(t *testing.T) {
 	if !regexp.MustCompile(`Email Security Appliance\s+just now\s+\w+ message \(Delivered\)\s+High\s+Low`).MatchString(out) {
 		t.Errorf("investigate printed:\n%s\nwant a sighting row: module, observed, \"… message (Delivered)\", High, Low", out)
 	}
+	// Each observable type of the seed's table, and a free-text paste.
+	mid := regexp.MustCompile(`(?m)^\S.*\)\s+(\d+)\s+noreply@cisco.com`).FindStringSubmatch(
+		mustCLI(t, "track", "--subject-is", "test test", "--gateway", gw))
+	if mid == nil {
+		t.Fatalf("track did not show the test message's MID")
+	}
+	sum := sha256.Sum256([]byte(testAttachment))
+	for _, q := range []string{
+		`ip:"127.0.0.1"`,
+		`domain:"cisco.com"`,
+		`email:"noreply@cisco.com"`,
+		`email_messageid:"123-abc-456@cisco.com"`,
+		`cisco_mid:"` + mid[1] + `"`,
+		`sha256:"` + hex.EncodeToString(sum[:]) + `"`,
+		`file_name:"invoice.pdf"`,
+		`url:"https://pay.invoices.example/i?x=1"`,
+		"Subject: test test\nFrom: noreply@cisco.com\nwith invoice.pdf attached", // free text
+	} {
+		out := mustCLI(t, "investigate", q, "--console", s.console)
+		if !strings.Contains(out, "message (Delivered)") {
+			t.Errorf("investigate %s found no sighting:\n%s", q, out)
+		}
+	}
 	if _, err := cli(t, "investigate", `emial:"x@y.example"`, "--console", s.console); err == nil ||
 		!strings.Contains(err.Error(), `unknown observable type "emial"`) {
 		t.Errorf("investigate with a mistyped type = %v, want an error naming it", err)
@@ -223,7 +248,12 @@ func TestJourney(t *testing.T) {
 	}
 }
 
-// sendTestMessage sends a message through the gateway by SMTP.
+// testAttachment is the content of the test message's invoice.pdf.
+const testAttachment = "%PDF-1.4 not really a pdf"
+
+// sendTestMessage sends a message through the gateway by SMTP: from
+// noreply@cisco.com, Message-ID <123-abc-456@cisco.com>, with a link and an
+// invoice.pdf attachment, as the seed's verification queries expect.
 func sendTestMessage(t *testing.T, addr, subject string) {
 	t.Helper()
 	c, err := smtp.Dial(addr)
@@ -241,7 +271,11 @@ func sendTestMessage(t *testing.T, addr, subject string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(w, "From: <noreply@cisco.com>\r\nTo: <analyst@example.org>\r\nSubject: %s\r\nMessage-ID: <123-abc-456@cisco.com>\r\n\r\nhello\r\n", subject)
+	fmt.Fprintf(w, "From: <noreply@cisco.com>\r\nTo: <analyst@example.org>\r\nSubject: %s\r\n"+
+		"Message-ID: <123-abc-456@cisco.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"+
+		"--b1\r\nContent-Type: text/plain\r\n\r\nPlease see https://pay.invoices.example/i?x=1\r\n"+
+		"--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=invoice.pdf\r\n\r\n"+
+		"%s\r\n--b1--\r\n", subject, testAttachment)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
