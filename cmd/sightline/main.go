@@ -13,6 +13,7 @@
 //	sightline console module add esa --name N --device ID --timeframe 30
 //	sightline investigate 'email_subject:"test test"'
 //	sightline track [filters]       search a gateway's Message Tracking
+//	sightline doctor                check a running installation, explain each problem
 //	sightline version               print the version
 package main
 
@@ -57,6 +58,7 @@ func commands() []command {
 		{"console", "run the console, or manage its API clients and modules", runConsole},
 		{"investigate", "investigate observables in the console, as its Investigate page", runInvestigate},
 		{"track", "search a gateway's Message Tracking", runTrack},
+		{"doctor", "check a running installation and explain each problem with its fix", runDoctor},
 		{"version", "print the version", runVersion},
 	}
 }
