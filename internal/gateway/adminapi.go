@@ -116,6 +116,7 @@ type CloudStatus struct {
 	Message         string          `json:"message,omitempty"`
 	TunnelConnected bool            `json:"tunnel_connected"`
 	LastError       string          `json:"last_error,omitempty"`
+	Version         string          `json:"version"` // the gateway's version, which the exchange checks at registration
 }
 
 func (g *Gateway) cloudStatus(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +133,7 @@ func (g *Gateway) writeCloud(w http.ResponseWriter, r *http.Request, status int)
 	writeJSON(w, status, CloudStatus{
 		ThreatResponse: cfg.Cloud.ThreatResponse, Server: cfg.Cloud.Chosen().Label, Regions: cfg.Cloud.Regions,
 		Pending: pending, State: st.State, DeviceID: st.DeviceID, Message: st.Message,
-		TunnelConnected: st.TunnelConnected, LastError: st.LastError,
+		TunnelConnected: st.TunnelConnected, LastError: st.LastError, Version: g.opts.Version,
 	})
 }
 
