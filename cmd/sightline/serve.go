@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sightline/sightline/internal/console"
+	"github.com/sightline/sightline/internal/demo"
 	"github.com/sightline/sightline/internal/exchange"
 	"github.com/sightline/sightline/internal/gateway"
 	"github.com/sightline/sightline/internal/gateway/config"
@@ -108,6 +109,7 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	gw.register(fs)
 	ex.register(fs)
 	cf.register(fs)
+	demoMode := fs.Bool("demo", false, "start with the journey done and demo mail flowing through the gateway")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -119,6 +121,15 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return fmt.Errorf("data directory: %w", err)
 	}
 	admin := adminPassword(getenv, stdout)
+	if *demoMode && getenv("SIGHTLINE_ADMIN_PASSWORD") == "" {
+		// The demo signs in to every role on every start: it keeps the password.
+		pw, err := demo.AdminPassword(filepath.Join(common.data, "demo"), password.Generate)
+		if err != nil {
+			return err
+		}
+		admin = func() (string, error) { return pw, nil }
+		fmt.Fprintf(stdout, "Demo: sign in as admin with the password %s (kept in %s)\n", pw, filepath.Join(common.data, "demo"))
+	}
 
 	// Open everything first, so that a taken port stops the start before
 	// anything serves. An error here ends the process, which releases the rest.
@@ -166,6 +177,15 @@ func runServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	fmt.Fprintf(stdout, "  console                   %s/\n", strings.TrimSuffix(c.PublicURL(), "/"))
 	fmt.Fprintln(stdout, "Sign in as admin. Press Ctrl-C to stop.")
+	if *demoMode {
+		pw, _ := admin()
+		runs = append(runs, func(ctx context.Context) error {
+			return demo.Run(ctx, demo.Setup{Gateway: g, GatewayURL: "http://" + g.HTTPAddr(), SMTPAddr: g.SMTPAddr(),
+				Region: regions[0].label, ExchangeURL: "http://" + exchanges[0].Addr(), ConsoleURL: c.PublicURL(),
+				User: "admin", Password: pw, StateDir: filepath.Join(common.data, "demo"), Out: stdout,
+				Logger: logger.With("role", "demo")})
+		})
+	}
 
 	eg, ctx := errgroup.WithContext(ctx)
 	for _, run := range runs {
