@@ -265,7 +265,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error { return g.recorder.Run(context.WithoutCancel(ctx)) })
 	queueCtx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
-	eg.Go(func() error { return g.queue.Run(queueCtx) })
+	queueDone := make(chan struct{})
+	eg.Go(func() error { defer close(queueDone); return g.queue.Run(queueCtx) })
 	eg.Go(func() error { return g.cloud.Run(ctx) })
 	eg.Go(func() error {
 		if err := g.smtp.Serve(g.smtpLn); !errors.Is(err, smtpd.ErrServerClosed) {
@@ -286,6 +287,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		smtpErr := g.smtp.Shutdown(shutCtx)
 		httpErr := g.http.Shutdown(shutCtx)
 		stopQueue()
+		<-queueDone // its last events must reach tracking before the recorder closes
 		g.recorder.Close()
 		return errors.Join(smtpErr, httpErr)
 	})
