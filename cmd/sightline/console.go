@@ -36,7 +36,11 @@ func (c *consoleFlags) register(fs *flag.FlagSet) {
 // gateway module (through that exchange) and relay modules.
 func (c *consoleFlags) options(dataDir, exchangeURL, apiKey, gatewayURL string, logger *slog.Logger,
 	adminPassword func() (string, error)) (console.Options, *signer) {
-	hc := &http.Client{Timeout: 60 * time.Second}
+	// Investigations fan out many calls to the exchange at once: keep
+	// enough connections open to reuse them rather than dial for each.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	hc := &http.Client{Timeout: 60 * time.Second, Transport: transport}
 	sign := &signer{}
 	logger = logger.With("role", "console")
 	exchange := exchangeclient.NewKey(exchangeURL, hc, apiKey)
