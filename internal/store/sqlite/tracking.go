@@ -17,7 +17,16 @@ import (
 //go:embed tracking.sql
 var trackingSchema string
 
-var trackingMigrations = []Migration{{Version: 1, SQL: trackingSchema}, {Version: 2, SQL: trackingSearchSchema}}
+var trackingMigrations = []Migration{
+	{Version: 1, SQL: trackingSchema},
+	{Version: 2, SQL: trackingSearchSchema},
+	// Triggers run in a statement savepoint, and a savepoint makes FTS5 flush
+	// its pending terms: a segment per message instead of one per batch,
+	// which made Apply slow down as the store grew. putMessage writes the
+	// search tables itself instead.
+	{Version: 3, SQL: `DROP TRIGGER messages_search_insert; DROP TRIGGER messages_search_delete;
+		DROP TRIGGER urls_search_insert; DROP TRIGGER urls_search_delete;`},
+}
 
 // DefaultCountLimit is the default TrackingStore.CountLimit.
 const DefaultCountLimit = 100_000
@@ -74,6 +83,7 @@ type putStmts struct {
 	delMessage, delRecipients, delAttachments, delURLs, delFlags, delFTS *sql.Stmt
 	insMessage, insRecipient, insAttachment, insURL, insFlag, insFTS     *sql.Stmt
 	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
+	countURLs, delSearch, delURLSearch, insSearch, insURLSearch          *sql.Stmt
 }
 
 func (p *putStmts) all() []**sql.Stmt {
@@ -81,6 +91,7 @@ func (p *putStmts) all() []**sql.Stmt {
 		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags, &p.delFTS,
 		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.insFTS,
 		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
+		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.insSearch, &p.insURLSearch,
 	}
 }
 
@@ -104,6 +115,11 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`UPDATE recipients SET status = ? WHERE mid = ? AND status IN ('', '` + tracking.StatusInProgress + `')`,
 		`UPDATE recipients SET status = ?, reply = ? WHERE mid = ? AND address_lc = ?`,
 		`SELECT status FROM recipients WHERE mid = ? ORDER BY rid`,
+		`SELECT count(*) FROM urls WHERE mid = ?`,
+		`DELETE FROM search_fts WHERE rowid = ?`,
+		`DELETE FROM urls_fts WHERE rowid = ?`,
+		`INSERT INTO search_fts (rowid, header_from, body, host) VALUES (?, sightline_fold(?), sightline_fold(?), sightline_fold(?))`,
+		`INSERT INTO urls_fts (rowid, url) VALUES (?, sightline_fold(?))`,
 	}
 	for i, dst := range p.all() {
 		st, err := w.PrepareContext(ctx, sqls[i])
@@ -185,7 +201,16 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags, st.delFTS} {
+		var urls int64
+		if err := st.countURLs.QueryRowContext(ctx, m.MID).Scan(&urls); err != nil {
+			return err
+		}
+		for i := range min(urls, maxURLSearch) {
+			if _, err := st.delURLSearch.ExecContext(ctx, urlSearchRowID(m.MID, int(i))); err != nil {
+				return err
+			}
+		}
+		for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags, st.delFTS, st.delSearch} {
 			if _, err := del.ExecContext(ctx, m.MID); err != nil {
 				return err
 			}
@@ -239,6 +264,15 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		if _, err := st.insURL.ExecContext(ctx, m.MID, i, u); err != nil {
 			return err
 		}
+		if i < maxURLSearch {
+			if _, err := st.insURLSearch.ExecContext(ctx, urlSearchRowID(m.MID, i), u); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := st.insSearch.ExecContext(ctx, m.MID, m.HeaderFrom+"\n"+m.FriendlyFrom, m.BodySnippet,
+		m.ReverseDNS+"\n"+m.HELO); err != nil {
+		return err
 	}
 	for _, t := range m.Tags() {
 		if _, err := st.insFlag.ExecContext(ctx, t, m.MID); err != nil {
@@ -249,6 +283,12 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		joinLines(rcpts), joinLines(names), joinLines(domains))
 	return err
 }
+
+// maxURLSearch is how many URLs of a message urls_fts indexes, its rowid
+// being mid*maxURLSearch + the URL's index.
+const maxURLSearch = 65536
+
+func urlSearchRowID(mid int64, idx int) int64 { return mid*maxURLSearch + int64(idx) }
 
 func (st *putStmts) putEvent(ctx context.Context, ev tracking.Event) error {
 	level := ev.Level

@@ -139,20 +139,33 @@ func TestSearchMigrationBackfills(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Open version 1: %v", err)
 	}
-	put, err := preparePut(ctx, db.W)
-	if err != nil {
-		t.Fatalf("preparePut: %v", err)
+	// Rows as version 1 wrote them: every column of messages, one recipient
+	// and one URL.
+	values := map[string]any{"mid": 9, "icid": 1, "direction": "incoming", "injected_at": int64(100e9),
+		"sender_ip": "203.0.113.9", "helo": "Old.Example", "friendly_from": "Old Timer <o@old.example>",
+		"body_snippet": "legacy body", "status": tracking.StatusDelivered, "size": 10}
+	cols := strings.Split(strings.Join(strings.Fields(messageColumns), ""), ",")
+	args := make([]any, len(cols))
+	for i, c := range cols {
+		if v, ok := values[c]; ok {
+			args[i] = v
+		} else {
+			args[i] = ""
+		}
 	}
-	old := &TrackingStore{db: db, put: put}
-	err = old.Apply(ctx, tracking.Batch{Messages: []*tracking.Message{{
-		MID: 9, Direction: "incoming", InjectedAt: time.Unix(100, 0), SenderIP: "203.0.113.9", HELO: "Old.Example",
-		FriendlyFrom: "Old Timer <o@old.example>", BodySnippet: "legacy body", URLs: []string{"https://old.example/x"},
-		Recipients: []tracking.Recipient{{Address: "u@sub.old.example"}},
-	}}})
-	if err != nil {
-		t.Fatalf("Apply on version 1: %v", err)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO messages (` + messageColumns + `) VALUES (?` + strings.Repeat(`, ?`, len(cols)-1) + `)`, args},
+		{`INSERT INTO recipients (mid, rid, address, address_lc, domain, status, reply) VALUES (9, 0, 'u@sub.old.example', 'u@sub.old.example', 'sub.old.example', 'Delivered', '')`, nil},
+		{`INSERT INTO urls (mid, idx, url) VALUES (9, 0, 'https://old.example/x')`, nil},
+	} {
+		if _, err := db.W.ExecContext(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("write a version 1 row: %v", err)
+		}
 	}
-	old.Close()
+	db.Close()
 
 	s, err := OpenTracking(ctx, path)
 	if err != nil {
