@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -146,8 +147,9 @@ func (e *Exchange) back(w http.ResponseWriter, r *http.Request, path string, err
 
 type devicesPage struct {
 	Query          string
-	Devices        []exchangeclient.Device
+	Devices        []exchangeclient.Device // those matching Query
 	Total          int
+	Chart          statusChart // of all the organisation's devices
 	ThreatResponse bool
 	Organisation   string
 }
@@ -157,21 +159,105 @@ func (e *Exchange) uiDevices(w http.ResponseWriter, r *http.Request, who actor) 
 	if len(q) > 200 {
 		q = q[:200]
 	}
-	list, err := e.devices(r.Context(), who.org, q)
+	all, err := e.devices(r.Context(), who.org, "")
 	if err != nil {
 		return err
 	}
-	total := len(list)
+	list := all
 	if q != "" {
-		all, err := e.store.Devices(r.Context(), who.org.ID)
-		if err != nil {
-			return fmt.Errorf("count devices: %w", err)
+		if list, err = e.devices(r.Context(), who.org, q); err != nil {
+			return err
 		}
-		total = len(all)
 	}
 	e.ui.Render(w, r, http.StatusOK, "devices.html", web.PageData{Title: "Devices", Data: devicesPage{
-		Query: q, Devices: list, Total: total, ThreatResponse: who.org.ThreatResponse, Organisation: who.org.Name}})
+		Query: q, Devices: list, Total: len(all), Chart: newStatusChart(all), ThreatResponse: who.org.ThreatResponse,
+		Organisation: who.org.Name}})
 	return nil
+}
+
+// statusChart is the picture above the Devices table: a ring of the
+// organisation's devices by status and tunnel state, and its legend, laid
+// out here so that the template only draws it.
+type statusChart struct {
+	Total  int
+	H, CY  float64 // height of the picture and vertical centre of the ring
+	R      float64 // radius of the ring, in SVG user units
+	Groups []statusGroup
+	Desc   string // the picture in words, for assistive technology
+}
+
+// statusGroup is one status and tunnel state: a segment of the ring and a
+// row of the legend.
+type statusGroup struct {
+	Label  string // "Registered and connected"
+	Color  string
+	Count  int
+	Share  string  // of all devices, "66.7%"
+	Dash   string  // stroke-dasharray of its segment; "" when Count is 0
+	Offset float64 // stroke-dashoffset of its segment
+	Y      float64 // vertical centre of its legend row
+}
+
+// Colours of the status groups, those of the gateway's Overview chart.
+const (
+	colorConnected  = "#2f9e5b"
+	colorTunnelDown = "#e0a100"
+	colorOther      = "#8a97a8"
+)
+
+// newStatusChart groups devices by status and tunnel state: registered
+// devices whose tunnel is up, then those whose tunnel is down (both always
+// listed, so that a 0 shows all is well), then any other status.
+func newStatusChart(devices []exchangeclient.Device) statusChart {
+	const r, rowH = 52.0, 28.0
+	c := statusChart{Total: len(devices), R: r}
+	type key struct {
+		status    string
+		connected bool
+	}
+	counts := map[key]int{}
+	keys := []key{{registry.StatusRegistered, true}, {registry.StatusRegistered, false}}
+	for _, d := range devices {
+		k := key{d.Status, d.Connected}
+		if counts[k] == 0 && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+		counts[k]++
+	}
+	slices.SortFunc(keys[2:], func(a, b key) int {
+		if a.status != b.status {
+			return strings.Compare(a.status, b.status)
+		}
+		if a.connected {
+			return -1
+		}
+		return 1
+	})
+	c.H = max(140, rowH*float64(len(keys)+1))
+	c.CY = c.H / 2
+	circ := 2 * math.Pi * r
+	done := 0
+	words := make([]string, 0, len(keys))
+	for i, k := range keys {
+		g := statusGroup{Label: k.status + ", tunnel down", Color: colorTunnelDown, Count: counts[k], Share: "0.0%",
+			Y: c.CY + rowH*(float64(i)-float64(len(keys)-1)/2)}
+		if k.connected {
+			g.Label, g.Color = k.status+" and connected", colorConnected
+		}
+		if k.status != registry.StatusRegistered {
+			g.Color = colorOther
+		}
+		if g.Count > 0 {
+			g.Share = fmt.Sprintf("%.1f%%", 100*float64(g.Count)/float64(c.Total))
+			g.Dash = fmt.Sprintf("%.2f %.2f", circ*float64(g.Count)/float64(c.Total), circ)
+			g.Offset = -math.Round(100*circ*float64(done)/float64(c.Total)) / 100
+			done += g.Count
+		}
+		words = append(words, fmt.Sprintf("%d %s", g.Count, g.Label))
+		c.Groups = append(c.Groups, g)
+	}
+	c.Desc = plural(c.Total, "device") + ": " + strings.Join(words, "; ") + "."
+	return c
 }
 
 // maxSelected bounds the devices one form deletes.

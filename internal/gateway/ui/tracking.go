@@ -23,7 +23,8 @@ type trackingPage struct {
 	Form      searchForm
 	Ops       []option
 	Statuses  []option
-	Results   *results // nil until a valid search is submitted
+	Results   *results      // nil until a valid search is submitted
+	Coverage  rangeCoverage // of the searched time range, with Results
 	Generated time.Time
 	Zone      string // the gateway's time zone, "GMT +01:00"
 
@@ -94,6 +95,7 @@ func (u *UI) tracking(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		data.Results = res
+		data.Coverage = coverage(q.Start, q.End, now)
 	}
 	u.rd.Render(w, r, status, "tracking.html", web.PageData{Title: "Message Tracking", Data: data})
 }
@@ -169,6 +171,8 @@ func (u *UI) querySearch(w http.ResponseWriter, r *http.Request, data trackingPa
 		res.Rows = append(res.Rows, row{Msg: m, LastState: states[m.MID], DetailsURL: "/monitor/tracking/" + strconv.FormatInt(m.MID, 10)})
 	}
 	data.Results = res
+	start, end := searchRange(s)
+	data.Coverage = coverage(start, end, data.Generated)
 	u.rd.Render(w, r, http.StatusOK, "tracking.html", web.PageData{Title: "Message Tracking", Data: data})
 }
 
