@@ -19,7 +19,7 @@ type Sink interface {
 // Recorder defaults.
 const (
 	DefaultMaxBatch = 1000
-	DefaultMaxDelay = 5 * time.Millisecond
+	DefaultMaxDelay = 50 * time.Millisecond
 	queueSize       = 1 << 14
 	applyAttempts   = 5
 )
