@@ -120,9 +120,9 @@ func TestBrowserJourney(t *testing.T) {
 
 	// Step 7: the exchange lists the gateway, registered and connected.
 	ex.menu("Devices", "Devices")
-	ex.reloadUntil("wait for the device's tunnel", `document.querySelector("#main table") !== null &&
-		document.querySelector("#main table tbody").innerText.includes("Connected")`)
-	rows := ex.table(`#main table tbody tr:not([hidden])`)
+	ex.reloadUntil("wait for the device's tunnel", `document.querySelector("#main table.devices") !== null &&
+		document.querySelector("#main table.devices tbody").innerText.includes("Connected")`)
+	rows := ex.table(`#main table.devices tbody tr:not([hidden])`)
 	if len(rows) != 1 || len(rows[0]) != 8 {
 		t.Fatalf("Devices rows = %q, want one device with 8 columns", rows)
 	}
