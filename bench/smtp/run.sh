@@ -31,6 +31,7 @@ TARGETS=${TARGETS:-sink sightline postfix mailpit}
 AV=${AV:-0}
 PORT=${PORT:-22500}
 OUT=${OUT:-$(mktemp -d /var/tmp/sightline-smtp-bench.XXXXXX)}
+chmod 755 "$OUT" # Postfix's daemons run as postfix and must reach their data directory
 export SIGHTLINE_ADMIN_PASSWORD=bench-$$-$RANDOM
 
 SINK_PORT=$PORT                  # smtp-sink alone
