@@ -21,6 +21,7 @@ import (
 // header.
 type apiAuth struct {
 	store    *sqlite.GatewayStore
+	creds    *credentials
 	secret   []byte        // HS256 key, per gateway
 	lifetime time.Duration // the GUI inactivity timeout
 	now      func() time.Time
@@ -69,7 +70,7 @@ func (a *apiAuth) login(w http.ResponseWriter, r *http.Request) {
 		tracking.WriteError(w, http.StatusUnauthorized, "Invalid username or passphrase.")
 		return
 	}
-	u, err := authenticate(r.Context(), a.store, string(name), string(pass))
+	u, err := a.creds.authenticate(r.Context(), string(name), string(pass))
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -139,7 +140,7 @@ func (a *apiAuth) identify(r *http.Request) (*sqlite.User, error) {
 		return a.verify(r, tok)
 	}
 	if name, pass, ok := r.BasicAuth(); ok {
-		return authenticate(r.Context(), a.store, name, pass)
+		return a.creds.authenticate(r.Context(), name, pass)
 	}
 	return nil, sightline.Errorf(sightline.Unauthorized, "Unauthorized.")
 }

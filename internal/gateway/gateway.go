@@ -88,6 +88,7 @@ type Gateway struct {
 	av       *switchableScanner
 	metrics  *metrics
 	apiAuth  *apiAuth
+	creds    *credentials
 
 	smtpLn, httpLn net.Listener
 	http           *http.Server
@@ -134,7 +135,8 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err != nil {
 		return nil, err
 	}
-	g.apiAuth = &apiAuth{store: g.store, secret: []byte(secret), lifetime: 30 * time.Minute, now: time.Now}
+	g.creds = &credentials{store: g.store}
+	g.apiAuth = &apiAuth{store: g.store, creds: g.creds, secret: []byte(secret), lifetime: 30 * time.Minute, now: time.Now}
 	g.ids = ids.New(g.store, 0, logger)
 
 	if g.tracks, err = sqlite.OpenTracking(ctx, filepath.Join(o.DataDir, "tracking.db")); err != nil {
@@ -181,7 +183,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		IDs:       g.ids,
 		Events:    g.recorder,
-		Auth:      smtpAuth{g.store},
+		Auth:      smtpAuth{g.creds},
 		Resolver:  resolver,
 		Logger:    logger.With("component", "smtpd"),
 	}
@@ -335,10 +337,10 @@ func randomHex() string {
 }
 
 // smtpAuth checks SMTP AUTH credentials against the gateway's users.
-type smtpAuth struct{ store *sqlite.GatewayStore }
+type smtpAuth struct{ creds *credentials }
 
 func (a smtpAuth) Authenticate(ctx context.Context, user, pass string) error {
-	_, err := authenticate(ctx, a.store, user, pass)
+	_, err := a.creds.authenticate(ctx, user, pass)
 	return err
 }
 

@@ -165,7 +165,7 @@ func (avPinger) PingAV(ctx context.Context, addr string) error {
 }
 
 func (g *Gateway) uiAuthenticate(ctx context.Context, name, pass string) (web.User, error) {
-	u, err := authenticate(ctx, g.store, name, pass)
+	u, err := g.creds.authenticate(ctx, name, pass)
 	if err != nil {
 		return web.User{}, err
 	}

@@ -41,13 +41,17 @@ func ensureAdmin(ctx context.Context, st *sqlite.GatewayStore, adminPassword fun
 	return st.CreateUser(ctx, sqlite.User{Name: AdminUser, PasswordHash: hash, Role: RoleAdministrator, CreatedAt: time.Now()})
 }
 
-// checker remembers recent successful password checks (API clients send
-// Basic credentials on every request).
-var checker password.Checker
+// credentials checks user names and passwords against the gateway's users,
+// remembering recent successes (API clients send Basic credentials on every
+// request). It serves the API, SMTP AUTH and the UI alike.
+type credentials struct {
+	store   *sqlite.GatewayStore
+	checker password.Checker
+}
 
 // authenticate checks a user name and password and returns the user.
-func authenticate(ctx context.Context, st *sqlite.GatewayStore, name, pw string) (*sqlite.User, error) {
-	u, err := st.User(ctx, name)
+func (c *credentials) authenticate(ctx context.Context, name, pw string) (*sqlite.User, error) {
+	u, err := c.store.User(ctx, name)
 	if err != nil {
 		if sightline.ErrorKind(err) == sightline.NotFound {
 			password.Check(dummyHash, pw) // spend the same time as for a real user
@@ -55,7 +59,7 @@ func authenticate(ctx context.Context, st *sqlite.GatewayStore, name, pw string)
 		}
 		return nil, err
 	}
-	if !checker.Check(u.PasswordHash, pw) {
+	if !c.checker.Check(u.PasswordHash, pw) {
 		return nil, errBadCredentials
 	}
 	return u, nil
