@@ -130,16 +130,6 @@ func runConsole(ctx context.Context, args []string, getenv env, stdout, stderr i
 	return c.Run(ctx)
 }
 
-// consoleCall calls the console's admin API as a console user.
-func consoleCall(ctx context.Context, method, base, path string, in any, c clientFlags) ([]byte, error) {
-	body, err := gatewayCall(ctx, method, base, path, in, c)
-	var ge gatewayError
-	if errors.As(err, &ge) {
-		return nil, errors.New(ge.message)
-	}
-	return body, err
-}
-
 func consoleClient(fs *flag.FlagSet) (*clientFlags, *string) {
 	var c clientFlags
 	c.register(fs)
@@ -163,7 +153,7 @@ func runConsoleAPIClient(ctx context.Context, args []string, getenv env, stdout,
 	if err := client.resolve(getenv); err != nil {
 		return err
 	}
-	body, err := consoleCall(ctx, http.MethodPost, *base, "/api/v1/clients",
+	body, err := callAPI(ctx, http.MethodPost, *base, "/api/v1/clients",
 		map[string]any{"name": *name, "scopes": strings.Split(*scopes, ",")}, *client)
 	if err != nil {
 		return err
@@ -199,7 +189,7 @@ func runConsoleModule(ctx context.Context, args []string, getenv env, stdout, st
 	if err := client.resolve(getenv); err != nil {
 		return err
 	}
-	body, err := consoleCall(ctx, http.MethodPost, *base, "/api/v1/modules", map[string]any{
+	body, err := callAPI(ctx, http.MethodPost, *base, "/api/v1/modules", map[string]any{
 		"kind": module.KindESA, "name": *name, "enabled": true,
 		"settings": map[string]any{"device_id": *device, "timeframe_days": *timeframe},
 	}, *client)

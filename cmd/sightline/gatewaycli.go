@@ -39,8 +39,8 @@ func runGatewayCommit(ctx context.Context, args []string, getenv env, stdout, st
 	if err := client.resolve(getenv); err != nil {
 		return err
 	}
-	body, err := gatewayCall(ctx, http.MethodPost, *url, "/api/v1/config/commit", map[string]string{"comment": *comment}, *client)
-	var ge gatewayError
+	body, err := callAPI(ctx, http.MethodPost, *url, "/api/v1/config/commit", map[string]string{"comment": *comment}, *client)
+	var ge apiError
 	if errors.As(err, &ge) && ge.status == http.StatusConflict {
 		fmt.Fprintln(stdout, ge.message) // "There is no data to commit."
 		return nil
@@ -65,7 +65,7 @@ func runGatewayClear(ctx context.Context, args []string, getenv env, stdout, std
 	if err := client.resolve(getenv); err != nil {
 		return err
 	}
-	body, err := gatewayCall(ctx, http.MethodPost, *url, "/api/v1/config/clear", struct{}{}, *client)
+	body, err := callAPI(ctx, http.MethodPost, *url, "/api/v1/config/clear", struct{}{}, *client)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func runCloudServiceConfig(ctx context.Context, args []string, getenv env, stdou
 	}
 	call := func(method, path string, in any) (gateway.CloudStatus, error) {
 		var st gateway.CloudStatus
-		body, err := gatewayCall(ctx, method, *url, path, in, *client)
+		body, err := callAPI(ctx, method, *url, path, in, *client)
 		if err != nil {
 			return st, err
 		}

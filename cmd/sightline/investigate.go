@@ -30,7 +30,7 @@ func runInvestigate(ctx context.Context, args []string, getenv env, stdout, stde
 	if err := client.resolve(getenv); err != nil {
 		return err
 	}
-	body, err := consoleCall(ctx, http.MethodPost, *base, "/api/v1/investigate", map[string]string{"query": query}, *client)
+	body, err := callAPI(ctx, http.MethodPost, *base, "/api/v1/investigate", map[string]string{"query": query}, *client)
 	if err != nil {
 		return err
 	}

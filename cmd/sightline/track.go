@@ -160,13 +160,13 @@ func parseCLITime(s string) (time.Time, error) {
 // asyncOSGet calls a gateway's API with Basic authentication and returns
 // the body of a 200 answer, or the API's error message.
 func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFlags) ([]byte, error) {
-	return gatewayCall(ctx, http.MethodGet, base, path+"?"+q.Encode(), nil, c)
+	return callAPI(ctx, http.MethodGet, base, path+"?"+q.Encode(), nil, c)
 }
 
-// gatewayCall sends a request with an optional JSON body to a gateway's API
+// callAPI sends a request with an optional JSON body to a role's API
 // with Basic authentication and returns the body of a 2xx answer, or an error
-// carrying the AsyncOS error envelope's message.
-func gatewayCall(ctx context.Context, method, base, pathQuery string, in any, c clientFlags) ([]byte, error) {
+// carrying the error body's message (errorMessage reads both shapes).
+func callAPI(ctx context.Context, method, base, pathQuery string, in any, c clientFlags) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -179,7 +179,7 @@ func gatewayCall(ctx context.Context, method, base, pathQuery string, in any, c 
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(base, "/")+pathQuery, body)
 	if err != nil {
-		return nil, usageError(fmt.Sprintf("gateway URL %q: %v", base, err))
+		return nil, usageError(fmt.Sprintf("URL %q: %v", base, err))
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -187,18 +187,18 @@ func gatewayCall(ctx context.Context, method, base, pathQuery string, in any, c 
 	req.SetBasicAuth(c.user, c.password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the gateway at %s: %w", base, err)
+		return nil, fmt.Errorf("cannot reach %s: %w", base, err)
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read gateway answer: %w", err)
+		return nil, fmt.Errorf("read the answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
 		if msg := errorMessage(out); msg != "" {
-			return nil, gatewayError{resp.StatusCode, msg}
+			return nil, apiError{resp.StatusCode, msg}
 		}
-		return nil, fmt.Errorf("gateway answered %s", resp.Status)
+		return nil, fmt.Errorf("%s answered %s", base, resp.Status)
 	}
 	return out, nil
 }
@@ -221,13 +221,13 @@ func errorMessage(body []byte) string {
 	return str
 }
 
-// gatewayError is an error answer of the gateway's API.
-type gatewayError struct {
+// apiError is an error answer of a role's API.
+type apiError struct {
 	status  int
 	message string
 }
 
-func (e gatewayError) Error() string { return e.message }
+func (e apiError) Error() string { return e.message }
 
 // printTracking prints a message-tracking search answer as the UI's table.
 func printTracking(w io.Writer, body []byte) error {
