@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -36,6 +37,23 @@ type result struct {
 	errors    int
 	firstErr  error
 	elapsed   time.Duration
+	cpu       time.Duration // CPU time of the whole process (all roles and the client) during the run
+}
+
+// cpuPerCall is the process's CPU time per call of r: what one
+// investigation costs across the three roles, whatever else loads the
+// machine.
+func (r result) cpuPerCall() time.Duration {
+	return r.cpu / time.Duration(max(1, len(r.durations)+r.errors))
+}
+
+// processCPU returns the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) error {
@@ -50,7 +68,7 @@ func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) err
 	fmt.Fprintf(out, "\nPOST /iroh/iroh-enrich/observe/observables, ESA module timeframe 30 days; %s measured after %s warm-up\n",
 		o.duration, o.warmup)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "observable\tconcurrency\tcount\treq/s\tp50\tp95\tp99\tmax\terrors\tsightings\t")
+	fmt.Fprintln(tw, "observable\tconcurrency\tcount\treq/s\tp50\tp95\tp99\tmax\terrors\tsightings\tCPU/call\tcores used\t")
 	failed := false
 	for _, c := range o.levels {
 		for _, p := range probes {
@@ -74,8 +92,9 @@ func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) err
 				return err
 			}
 			d := r.durations
-			row := fmt.Sprintf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t\n", p.name, c, len(d),
-				float64(len(d))/r.elapsed.Seconds(), ms(pct(d, 50)), ms(pct(d, 95)), ms(pct(d, 99)), ms(pct(d, 100)), r.errors, p.want)
+			row := fmt.Sprintf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.2f\t\n", p.name, c, len(d),
+				float64(len(d))/r.elapsed.Seconds(), ms(pct(d, 50)), ms(pct(d, 95)), ms(pct(d, 99)), ms(pct(d, 100)), r.errors, p.want,
+				ms(r.cpuPerCall()), r.cpu.Seconds()/r.elapsed.Seconds())
 			fmt.Fprint(tw, row)
 			fmt.Fprint(os.Stderr, strings.ReplaceAll(row, "\t", " "))
 			if r.errors > 0 {
@@ -106,7 +125,7 @@ func (s *system) load(ctx context.Context, tok string, p probe, c int, d time.Du
 		res result
 		wg  sync.WaitGroup
 	)
-	began := time.Now()
+	began, cpu := time.Now(), processCPU()
 	stop := began.Add(d)
 	for range c {
 		wg.Go(func() {
@@ -136,7 +155,7 @@ func (s *system) load(ctx context.Context, tok string, p probe, c int, d time.Du
 		})
 	}
 	wg.Wait()
-	res.elapsed = time.Since(began)
+	res.elapsed, res.cpu = time.Since(began), processCPU()-cpu
 	slices.Sort(res.durations)
 	if len(res.durations) == 0 {
 		return res, fmt.Errorf("%s at concurrency %d: no successful call: %v", p.name, c, res.firstErr)

@@ -72,16 +72,19 @@ func start(ctx context.Context, dir string, logger *slog.Logger) (*system, error
 	}
 	runs = append(runs, g.Run)
 
-	// As serve does: the console pairs with AMERICAS through an API key, and
-	// its gateway module reaches the device through that exchange with a
-	// plain 60 s client.
+	// As serve does (cmd/sightline/console.go): the console pairs with
+	// AMERICAS through an API key, and its gateway module reaches the device
+	// through that exchange with a 60 s client that keeps up to 64 idle
+	// connections.
 	key, err := exchanges[0].CreateAPIKey(ctx, "Default", "console")
 	if err != nil {
 		return nil, fmt.Errorf("create the console's exchange API key: %w", err)
 	}
 	exURL := "http://" + exchanges[0].Addr()
 	gwURL := "http://" + g.HTTPAddr()
-	exc := exchangeclient.NewKey(exURL, &http.Client{Timeout: 60 * time.Second}, key)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	exc := exchangeclient.NewKey(exURL, &http.Client{Timeout: 60 * time.Second, Transport: transport}, key)
 	clog := logger.With("role", "console")
 	c, err := console.Open(ctx, console.Options{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "console"),
 		ExchangeURL: exURL, ExchangeAPIKey: key, AdminPassword: admin, Logger: clog,

@@ -221,6 +221,24 @@ count() { # target: messages the target has stored (or relayed) so far
 	esac
 }
 
+# sightline_unindexed: tracking records the gateway has yet to add to its
+# substring index (it does so once ingest pauses).
+sightline_unindexed() {
+	curl -fsS -u "admin:$SIGHTLINE_ADMIN_PASSWORD" "http://127.0.0.1:$SL_HTTP/metrics" |
+		awk '$1 == "sightline_tracking_unindexed_messages" { print $2 }'
+}
+
+# settle target: for Sightline, wait (up to 10 min) until its substring index
+# has caught up, so that its indexing never runs during another target's run.
+settle() {
+	local i
+	[[ $1 == sightline ]] || return 0
+	for i in $(seq 6000); do
+		[[ $(sightline_unindexed) == 0 ]] && return 0
+		sleep 0.1
+	done
+}
+
 # expect target before: wait (up to 10 min) until the target's count is
 # before + M (each part of it, for Sightline), and print "ok" or the count.
 expect() {
@@ -238,10 +256,10 @@ expect() {
 # --- one measurement ---------------------------------------------------------
 
 RESULTS=$OUT/results.tsv
-[[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\n' >"$RESULTS"
+[[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\tsettle_s\n' >"$RESULTS"
 
 point() { # s round target port
-	local s=$1 round=$2 target=$3 port=$4 pid before t0 t1 c0 c1 w0=0 w1=0 el check rc=0
+	local s=$1 round=$2 target=$3 port=$4 pid before t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0
 	pid=${PID[$target]}
 	before=$(count "$target")
 	c0=$(cpu_ticks "$pid")
@@ -257,13 +275,17 @@ point() { # s round target port
 	else
 		check=$(expect "$target" "$before")
 	fi
+	settle "$target"
+	# settle_s: from the end of smtp-source until every message is stored
+	# (delivered and tracked) and, for Sightline, indexed for search.
+	settled=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-	printf '%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%s\n' "$s" "$round" "$target" "$el" \
+	printf '%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\n' "$s" "$round" "$target" "$el" \
 		"$(awk -v m="$M" -v e="$el" 'BEGIN { print m / e }')" \
 		"$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v e="$el" 'BEGIN { print 100 * c / hz / e }')" \
 		"$(awk -v k="$(peak_kib "$pid")" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v w=$((w1 - w0)) -v m="$M" 'BEGIN { print w / 1024 / m }')" \
-		"$check" | tee -a "$RESULTS" >&2
+		"$check" "$settled" | tee -a "$RESULTS" >&2
 }
 
 # --- main --------------------------------------------------------------------
@@ -325,7 +347,7 @@ echo
 awk -F'\t' '
 NR > 1 && $2 != "warmup" {
 	k = $1 SUBSEP $3
-	n[k]++; rate[k, n[k]] = $5; cpu[k, n[k]] = $6; wr[k, n[k]] = $8
+	n[k]++; rate[k, n[k]] = $5; cpu[k, n[k]] = $6; wr[k, n[k]] = $8; st[k, n[k]] = $10
 	if ($7 > rss[k]) rss[k] = $7
 	if ($9 != "ok" && $9 != "n/a") bad[k]++
 	if (!($1 in seenS)) { seenS[$1] = 1; ss[++ns] = $1 }
@@ -337,13 +359,13 @@ function median(a, k, m,    i, j, v, t) {
 	return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 }
 END {
-	printf "| -s | target | msg/s (median) | CPU %% | peak RSS MiB | disk KiB/msg | failed checks |\n|---|---|---|---|---|---|---|\n"
+	printf "| -s | target | msg/s (median) | CPU %% | peak RSS MiB | disk KiB/msg | settle s | failed checks |\n|---|---|---|---|---|---|---|---|\n"
 	for (i = 1; i <= ns; i++) for (j = 1; j <= nt; j++) {
 		k = ss[i] SUBSEP ts[j]
 		if (!n[k]) continue
 		med[k] = median(rate, k, n[k])
-		printf "| %s | %s | %.0f | %.0f | %.0f | %s | %d |\n", ss[i], ts[j], med[k], median(cpu, k, n[k]), rss[k],
-			(ts[j] == "postfix" || ts[j] == "sink") ? "–" : sprintf("%.1f", median(wr, k, n[k])), bad[k]
+		printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %d |\n", ss[i], ts[j], med[k], median(cpu, k, n[k]), rss[k],
+			(ts[j] == "postfix" || ts[j] == "sink") ? "–" : sprintf("%.1f", median(wr, k, n[k])), median(st, k, n[k]), bad[k]
 	}
 	print ""
 	for (i = 1; i <= ns; i++) {

@@ -18,7 +18,6 @@ import (
 	"github.com/sightline/sightline/internal/console/module"
 	"github.com/sightline/sightline/internal/console/module/esa"
 	"github.com/sightline/sightline/internal/console/module/relay"
-	"github.com/sightline/sightline/internal/exchange/exchangeclient"
 )
 
 // consoleFlags are the settings of the console role.
@@ -31,9 +30,11 @@ func (c *consoleFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.publicURL, "console-url", "", "the console's public base `URL` (default: http://<console-addr>)")
 }
 
-// consoleOptions wires a console to the exchange of its region: the
-// organisation's API key reaches the devices, and the module kinds are the
-// gateway module (through that exchange) and relay modules.
+// consoleOptions wires a console to the exchange of its region: apiKey is
+// the default organisation's API key there (every organisation keeps its
+// own in the console), and the module kinds are the gateway module (through
+// that exchange, with the key of the module's organisation) and relay
+// modules.
 func (c *consoleFlags) options(dataDir, exchangeURL, apiKey, gatewayURL string, logger *slog.Logger,
 	adminPassword func() (string, error)) (console.Options, *signer) {
 	// Investigations fan out many calls to the exchange at once: keep
@@ -43,7 +44,6 @@ func (c *consoleFlags) options(dataDir, exchangeURL, apiKey, gatewayURL string, 
 	hc := &http.Client{Timeout: 60 * time.Second, Transport: transport}
 	sign := &signer{}
 	logger = logger.With("role", "console")
-	exchange := exchangeclient.NewKey(exchangeURL, hc, apiKey)
 	return console.Options{
 		Addr:           c.addr,
 		DataDir:        filepath.Join(dataDir, "console"),
@@ -52,10 +52,13 @@ func (c *consoleFlags) options(dataDir, exchangeURL, apiKey, gatewayURL string, 
 		ExchangeAPIKey: apiKey,
 		AdminPassword:  adminPassword,
 		Logger:         logger,
-		Modules: map[string]console.Factory{
-			module.KindESA: func(inst module.Instance) (module.Module, error) {
+		HTTPClient:     hc,
+		ExchangeModules: map[string]console.ExchangeFactory{
+			module.KindESA: func(inst module.Instance, exchange *console.OrgExchange) (module.Module, error) {
 				return esa.New(inst, exchange, esa.Options{GatewayURL: gatewayURL, Logger: logger.With("module", inst.Name)})
 			},
+		},
+		Modules: map[string]console.Factory{
 			module.KindRelay: func(inst module.Instance) (module.Module, error) {
 				return relay.New(inst, relay.Options{Signer: sign, Logger: logger.With("module", inst.Name)})
 			},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -60,6 +61,8 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 			return runExchangeDevices(ctx, args[1:], getenv, stdout, stderr)
 		case "cloud-services":
 			return runExchangeCloudServices(ctx, args[1:], getenv, stdout, stderr)
+		case "audit":
+			return runExchangeAudit(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	fs := newFlagSet("exchange", stderr)
@@ -72,7 +75,8 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: sightline exchange [flags]            run one exchange region\n"+
 			"       sightline exchange token create --devices N --expires 1h\n"+
-			"       sightline exchange devices")
+			"       sightline exchange devices\n"+
+			"       sightline exchange audit [--since T] [--action A] [--outcome O] [--device D] [--token T] [--limit N] [--json]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, getenv); err != nil {
@@ -199,5 +203,87 @@ func runExchangeCloudServices(ctx context.Context, args []string, getenv env, st
 		return err
 	}
 	fmt.Fprintf(stdout, "Threat Response %s for the organisation.\n", map[bool]string{true: "enabled", false: "disabled"}[on])
+	return nil
+}
+
+// runExchangeAudit prints a page of the organisation's audit log, newest
+// first, as the exchange's Audit Log page shows it: each entry's time,
+// actor, action, outcome, reason code (for a refused registration) and
+// text.
+func runExchangeAudit(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
+	fs := newFlagSet("exchange audit", stderr)
+	client, url := adminClient(fs)
+	since := fs.String("since", "", "entries at or after this `time` (2006-01-02, 2006-01-02T15:04 or RFC 3339, UTC) or this long ago (24h)")
+	action := fs.String("action", "", "only this `action`, e.g. device.register or token.create")
+	outcome := fs.String("outcome", "", "only this `outcome`: success or failure")
+	device := fs.String("device", "", "only entries about this device `ID or host name`")
+	token := fs.String("token", "", "only entries about this token `ID or fingerprint`")
+	limit := fs.Int("limit", 100, "entries per `page` (1-1000)")
+	before := fs.String("before", "", "the page older than this `cursor`, printed at the end of the previous page")
+	asJSON := fs.Bool("json", false, "print the API's answer as JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if *limit < 1 || *limit > 1000 {
+		return usageError(fmt.Sprintf("--limit %d: want a number from 1 to 1000", *limit))
+	}
+	q := exchangeclient.AuditQuery{Action: *action, Outcome: *outcome, Device: *device, Token: *token, Limit: *limit, Before: *before}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return usageError("--since: " + err.Error())
+		}
+		q.Since = t
+	}
+	if err := client.resolve(getenv); err != nil {
+		return err
+	}
+	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
+	a, err := c.Audit(ctx, q)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(a)
+	}
+	return printAudit(stdout, a)
+}
+
+// parseSince reads --since: a time as parseCLITime reads it, or a
+// duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q: give a positive duration such as 24h", s)
+		}
+		return now.Add(-d).UTC().Truncate(time.Second), nil
+	}
+	t, err := parseCLITime(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q: want 2006-01-02, 2006-01-02T15:04, RFC 3339 or a duration such as 24h", s)
+	}
+	return t, nil
+}
+
+// printAudit prints a page of the audit log as a table, and how to read
+// the next page.
+func printAudit(w io.Writer, a exchangeclient.Audit) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTOR\tACTION\tOUTCOME\tREASON\tTEXT")
+	for _, e := range a.Entries {
+		reason := e.Reason
+		if reason == "" {
+			reason = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.UTC().Format(time.RFC3339), e.Actor, e.Action, e.Outcome, reason, e.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if a.Next != "" {
+		fmt.Fprintf(w, "Older entries: add --before %s\n", a.Next)
+	}
 	return nil
 }

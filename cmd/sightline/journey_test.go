@@ -46,17 +46,17 @@ type served struct {
 	smtp, gateway, americas, europe, console string
 }
 
-// startServe runs `sightline serve` on loopback ports and returns the
-// addresses it printed.
-func startServe(t *testing.T) served {
+// startServe runs `sightline serve` on loopback ports, with extra flags,
+// and returns the addresses it printed.
+func startServe(t *testing.T, extra ...string) served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
+		done <- run(ctx, append([]string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
 			"--gateway-addr", "127.0.0.1:0", "--exchange-americas-addr", "127.0.0.1:0",
-			"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "error"}, testEnv, &out, &out)
+			"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "error"}, extra...), testEnv, &out, &out)
 	}()
 	t.Cleanup(func() {
 		cancel()

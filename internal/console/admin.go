@@ -26,21 +26,29 @@ import (
 
 // ModuleInstance is a module instance as the admin API shows it.
 type ModuleInstance struct {
-	ID        string          `json:"id"`
-	TypeID    string          `json:"type_id"`
-	Kind      string          `json:"kind"`
-	Name      string          `json:"name"`
-	Enabled   bool            `json:"enabled"`
-	Settings  json.RawMessage `json:"settings"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	ID      string `json:"id"`
+	TypeID  string `json:"type_id"`
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
+	// Settings are the instance's settings without its secrets, which
+	// are write-only: SecretsSet names those that are stored.
+	Settings   json.RawMessage `json:"settings"`
+	SecretsSet []string        `json:"secrets_set,omitempty"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
 }
 
 // ModuleRequest is the body of POST and PUT /api/v1/modules: on PUT,
-// omitted fields keep their value, and kind and type_id cannot change.
+// omitted fields keep their value, and kind and type_id cannot change. A
+// secret left out of the settings (or empty) keeps its stored value.
 type ModuleRequest struct {
-	Kind     string          `json:"kind"`
-	TypeID   string          `json:"type_id,omitempty"` // relay kinds: the registered module type
+	// Kind may be left out when TypeID names the type.
+	Kind string `json:"kind"`
+	// TypeID is the module type: fixed for the native kinds; for relay
+	// modules a registered type of the organisation, or TypeIDRelay (or
+	// nothing) for a Relay Module configured by hand.
+	TypeID   string          `json:"type_id,omitempty"`
 	Name     string          `json:"name,omitempty"`
 	Enabled  *bool           `json:"enabled,omitempty"` // default true
 	Settings json.RawMessage `json:"settings,omitempty"`
@@ -53,8 +61,9 @@ var nativeTypes = map[string]struct{ id, name string }{
 }
 
 func instanceView(in records.Instance) ModuleInstance {
+	settings, set := redactSettings(in.Settings)
 	return ModuleInstance{ID: in.ID, TypeID: in.TypeID, Kind: in.Kind, Name: in.Name, Enabled: in.Enabled,
-		Settings: in.Settings, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
+		Settings: settings, SecretsSet: set, CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
 }
 
 func (c *Console) apiModules(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -103,21 +112,45 @@ func (c *Console) apiCreateModule(w http.ResponseWriter, r *http.Request, p prin
 }
 
 // createModule checks req (see applyModuleRequest) and stores a new
-// instance of the organisation; native kinds get their fixed type id and
-// default name, other kinds need the type_id of their module type.
+// instance of the organisation. Native kinds get their fixed type id and
+// default name; a relay module takes the type and default name of a
+// registered type, or is a Relay Module with a type id of its own; other
+// kinds need the type_id of their module type.
 func (c *Console) createModule(ctx context.Context, orgID string, req ModuleRequest) (records.Instance, error) {
-	if _, ok := c.opts.Modules[req.Kind]; !ok {
+	if req.Kind == "" {
+		req.Kind = c.kindOfType(ctx, orgID, req.TypeID)
+	}
+	if !c.hasKind(req.Kind) {
+		for _, t := range c.builtinTypes() {
+			if t.Kind == req.Kind && !t.Available {
+				return records.Instance{}, sightline.Errorf(sightline.Invalid, "%s modules cannot be added: %s", t.Title, t.Unavailable)
+			}
+		}
 		return records.Instance{}, sightline.Errorf(sightline.Invalid, "unknown module kind %q: this console offers %s", req.Kind, strings.Join(c.kinds(), ", "))
 	}
 	now := c.now()
 	in := records.Instance{Instance: module.Instance{ID: uuid.NewString(), Kind: req.Kind, OrgID: orgID, Enabled: true},
 		CreatedAt: now, UpdatedAt: now}
-	if nt, ok := nativeTypes[req.Kind]; ok {
+	nt, native := nativeTypes[req.Kind]
+	switch {
+	case native:
 		if req.TypeID != "" && req.TypeID != nt.id {
 			return records.Instance{}, sightline.Errorf(sightline.Invalid, "type_id of a %s module is always %s", req.Kind, nt.id)
 		}
 		in.TypeID, in.Name = nt.id, nt.name
-	} else {
+	case req.Kind == module.KindRelay && (req.TypeID == "" || req.TypeID == TypeIDRelay):
+		in.TypeID, in.Name = uuid.NewString(), relayTypeName
+	case req.Kind == module.KindRelay:
+		t, ok, err := c.registeredType(ctx, orgID, req.TypeID)
+		if err != nil {
+			return records.Instance{}, err
+		}
+		if !ok {
+			return records.Instance{}, sightline.Errorf(sightline.Invalid,
+				"type_id %s is not a module type of this organisation: see GET /api/v1/module-types", req.TypeID)
+		}
+		in.TypeID, in.Name = t.ID, t.DefaultName
+	default:
 		if _, err := uuid.Parse(req.TypeID); err != nil {
 			return records.Instance{}, sightline.Errorf(sightline.Invalid, "a %s module needs the type_id (a UUID) of its module type", req.Kind)
 		}
@@ -130,6 +163,18 @@ func (c *Console) createModule(ctx context.Context, orgID string, req ModuleRequ
 		return records.Instance{}, fmt.Errorf("create module instance: %w", err)
 	}
 	return in, nil
+}
+
+// kindOfType is the module kind of a type id: a built-in type's, relay for
+// a registered type, "" when it is neither.
+func (c *Console) kindOfType(ctx context.Context, orgID, typeID string) string {
+	if t, ok := c.builtinType(typeID); ok {
+		return t.Kind
+	}
+	if _, ok, _ := c.registeredType(ctx, orgID, typeID); ok {
+		return module.KindRelay
+	}
+	return ""
 }
 
 func (c *Console) apiUpdateModule(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -167,8 +212,9 @@ func (c *Console) updateModule(ctx context.Context, orgID, id string, req Module
 }
 
 // applyModuleRequest sets the name, enabled and settings of in from req,
-// checks the settings (native kinds: against the exchange) and that the
-// kind's factory accepts them.
+// checks the settings (native kinds and device fields: against the
+// exchange; registered types: against their configuration_spec), seals
+// their secrets, and checks that the kind's factory accepts them.
 func (c *Console) applyModuleRequest(ctx context.Context, in *records.Instance, req ModuleRequest) error {
 	if req.Name != "" {
 		in.Name = strings.TrimSpace(req.Name)
@@ -179,6 +225,7 @@ func (c *Console) applyModuleRequest(ctx context.Context, in *records.Instance, 
 	if req.Enabled != nil {
 		in.Enabled = *req.Enabled
 	}
+	prev := in.Settings
 	if req.Settings != nil {
 		in.Settings = req.Settings
 	}
@@ -196,7 +243,21 @@ func (c *Console) applyModuleRequest(ctx context.Context, in *records.Instance, 
 		}
 		in.Settings = s
 	}
-	if _, err := c.opts.Modules[in.Kind](in.Instance); err != nil {
+	if in.Kind == module.KindRelay {
+		t, typed, err := c.registeredType(ctx, in.OrgID, in.TypeID)
+		switch {
+		case err != nil:
+			return err
+		case typed:
+			err = c.checkTypedSettings(ctx, in, t, prev)
+		default:
+			err = c.checkGenericRelay(in, prev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if _, err := c.newModule(ctx, *in); err != nil {
 		return sightline.Wrap(sightline.Invalid, err, "module settings: "+sightline.ErrorMessage(err))
 	}
 	return nil
@@ -255,36 +316,43 @@ func errThreatResponseOff(org string) error {
 // with the organisation's API key.
 func (c *Console) exchangeDevices(ctx context.Context, orgID string) (exchangeclient.Devices, error) {
 	var none exchangeclient.Devices
-	if c.opts.ExchangeURL == "" {
-		return none, sightline.Errorf(sightline.Unavailable, "this console is not paired with an exchange: start it with the exchange's URL")
-	}
-	org, err := c.store.Organisation(ctx, orgID)
+	cl, err := c.exchangeClient(ctx, orgID)
 	if err != nil {
-		return none, fmt.Errorf("organisation %s: %w", orgID, err)
+		return none, err
 	}
-	if org.ExchangeKey == "" {
-		return none, sightline.Errorf(sightline.Invalid, "organisation %s has no exchange API key: create one in the exchange under API Keys and set it with PUT /api/v1/exchange", org.Name)
-	}
-	devs, err := exchangeclient.NewKey(c.opts.ExchangeURL, c.hc, org.ExchangeKey).Devices(ctx)
+	devs, err := cl.client.Devices(ctx)
 	switch sightline.ErrorKind(err) {
 	case "":
 		return devs, nil
 	case sightline.Unauthorized, sightline.Forbidden:
-		return none, sightline.Wrap(sightline.Invalid, err, fmt.Sprintf("the exchange at %s refused organisation %s's API key (%s): set a valid key with PUT /api/v1/exchange",
-			c.opts.ExchangeURL, org.Name, sightline.ErrorMessage(err)))
+		return none, sightline.Wrap(sightline.Invalid, err, fmt.Sprintf("the exchange at %s refused organisation %s's API key (%s): set a valid key under Settings > Devices (or with PUT /api/v1/exchange)",
+			c.opts.ExchangeURL, cl.org, sightline.ErrorMessage(err)))
 	case sightline.Unavailable:
 		return none, err
 	}
 	return none, sightline.Wrap(sightline.Unavailable, err, fmt.Sprintf("the exchange at %s failed: %s", c.opts.ExchangeURL, sightline.ErrorMessage(err)))
 }
 
+// kinds lists the module kinds this console can build.
 func (c *Console) kinds() []string {
 	var out []string
 	for k := range c.opts.Modules {
 		out = append(out, k)
 	}
+	for k := range c.opts.ExchangeModules {
+		if _, dup := c.opts.Modules[k]; !dup {
+			out = append(out, k)
+		}
+	}
 	slices.Sort(out)
 	return out
+}
+
+// hasKind reports whether the console can build modules of kind.
+func (c *Console) hasKind(kind string) bool {
+	_, a := c.opts.Modules[kind]
+	_, b := c.opts.ExchangeModules[kind]
+	return a || b
 }
 
 func (c *Console) apiDeleteModule(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -332,24 +400,6 @@ func (c *Console) moduleHealth(ctx context.Context, orgID, id string) (ModuleHea
 	return ModuleHealth{Status: items[0].Data.Status, Errors: errs}, nil
 }
 
-// ModuleType is a module type as the admin API lists it.
-type ModuleType struct {
-	ID          string `json:"id"`
-	Kind        string `json:"kind"`
-	DefaultName string `json:"default_name"`
-}
-
-func (c *Console) apiModuleTypes(w http.ResponseWriter, r *http.Request, p principal) error {
-	out := []ModuleType{{ID: TypeIDPrivateIntel, Kind: "private-intel", DefaultName: PrivateIntelName}}
-	for _, k := range c.kinds() {
-		if nt, ok := nativeTypes[k]; ok {
-			out = append(out, ModuleType{ID: nt.id, Kind: k, DefaultName: nt.name})
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
 // Devices and the exchange.
 
 func (c *Console) apiDevices(w http.ResponseWriter, r *http.Request, p principal) error {
@@ -374,11 +424,8 @@ func (c *Console) apiSetExchange(w http.ResponseWriter, r *http.Request, p princ
 	if err := decodeJSON(w, r, maxJSON, &req); err != nil {
 		return err
 	}
-	if req.APIKey == "" || len(req.APIKey) > 1024 {
-		return sightline.Errorf(sightline.Invalid, "api_key: want the organisation API key the exchange created")
-	}
-	if err := c.store.SetExchangeKey(r.Context(), p.orgID, req.APIKey); err != nil {
-		return fmt.Errorf("set exchange key: %w", err)
+	if err := c.setExchangeKey(r.Context(), p.orgID, req.APIKey); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

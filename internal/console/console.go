@@ -70,7 +70,8 @@ type Options struct {
 	ExchangeURL string
 	// ExchangeAPIKey is the exchange organisation API key of the
 	// organisation named Organisation; when set it is stored at every start.
-	// Other organisations set theirs with PUT /api/v1/exchange.
+	// Every organisation has its own key, which its modules use: the others
+	// set theirs with PUT /api/v1/exchange or on Settings > Devices.
 	ExchangeAPIKey string
 	// AdminPassword returns admin's password; it is called only when the
 	// user admin does not exist yet.
@@ -78,13 +79,23 @@ type Options struct {
 	// Organisation is the name of the organisation created on a first
 	// start, with the user admin. "" means "Default".
 	Organisation string
-	// Modules builds module instances by kind (module.KindESA, …). A kind
+	// Modules builds module instances by kind (module.KindRelay, …). A kind
 	// without a factory cannot be configured.
 	Modules map[string]Factory
+	// ExchangeModules builds, by kind, the module instances that reach a
+	// device through the paired exchange (module.KindESA, module.KindSMA),
+	// each with the exchange as its organisation reaches it. A kind here is
+	// built by this factory rather than by Modules.
+	ExchangeModules map[string]ExchangeFactory
 	// ModuleTimeout bounds one call to one module instance. Zero means 30s.
 	ModuleTimeout time.Duration
 	// ModuleTimeouts overrides ModuleTimeout per module type id.
 	ModuleTimeouts map[string]time.Duration
+	// SecretKey is the 32-byte key that seals the secrets the store keeps
+	// (exchange API keys, module credentials). nil means the key in
+	// DataDir/secrets.key, created on the first start; a Store without a
+	// DataDir needs it. Every replica sharing a store needs the same key.
+	SecretKey []byte
 	// KeyRotation is how long a signing key signs before a new one takes
 	// over. Zero means 24h. RotateKeys rotates on demand.
 	KeyRotation time.Duration
@@ -112,6 +123,8 @@ type Console struct {
 	ui         *ui.UI
 	hc         *http.Client
 	checked    checkCache
+	seal       *sealer
+	orgClients orgClients
 
 	mu      sync.Mutex
 	modules map[string]builtModule // by instance id
@@ -165,7 +178,17 @@ func Open(ctx context.Context, opts Options) (*Console, error) {
 		}
 		c.store, c.closeStore = st, st.Close
 	}
-	if err := c.ensureAdmin(ctx); err != nil {
+	key, err := loadSecretKey(opts)
+	if err == nil {
+		c.seal, err = newSealer(key)
+	}
+	if err == nil {
+		err = c.sealLegacy(ctx)
+	}
+	if err == nil {
+		err = c.ensureAdmin(ctx)
+	}
+	if err != nil {
 		c.closeStore()
 		return nil, err
 	}
@@ -228,8 +251,8 @@ func (c *Console) ensureAdmin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("console organisation %q: %w", c.opts.Organisation, err)
 	}
-	if org.ExchangeKey != c.opts.ExchangeAPIKey {
-		if err := c.store.SetExchangeKey(ctx, org.ID, c.opts.ExchangeAPIKey); err != nil {
+	if stored, err := c.seal.open(org.ExchangeKey, adExchangeKey(org.ID)); err != nil || stored != c.opts.ExchangeAPIKey {
+		if err := c.setExchangeKey(ctx, org.ID, c.opts.ExchangeAPIKey); err != nil {
 			return fmt.Errorf("console exchange key: %w", err)
 		}
 	}

@@ -229,7 +229,7 @@ func (c *Console) targets(ctx context.Context, orgID, route string, mids []strin
 			continue
 		}
 		t := target{ids: ids{in.Name, in.ID, in.TypeID}, timeout: c.timeoutOf(in.TypeID)}
-		t.mod, t.buildErr = c.build(in)
+		t.mod, t.buildErr = c.build(ctx, in)
 		if t.buildErr == nil && !t.mod.Supports(route) {
 			continue
 		}
@@ -247,7 +247,7 @@ func (c *Console) timeoutOf(typeID string) time.Duration {
 
 // build returns the module of an instance, built by its kind's factory and
 // cached until the instance changes.
-func (c *Console) build(in records.Instance) (module.Module, error) {
+func (c *Console) build(ctx context.Context, in records.Instance) (module.Module, error) {
 	key := in.TypeID + "\x00" + in.Name + "\x00" + string(in.Settings) + "\x00" + in.UpdatedAt.String()
 	c.mu.Lock()
 	b, ok := c.modules[in.ID]
@@ -255,11 +255,7 @@ func (c *Console) build(in records.Instance) (module.Module, error) {
 	if ok && b.key == key {
 		return b.mod, nil
 	}
-	f := c.opts.Modules[in.Kind]
-	if f == nil {
-		return nil, sightline.Errorf(sightline.Invalid, "module kind %q is not available in this console", in.Kind)
-	}
-	m, err := f(in.Instance)
+	m, err := c.newModule(ctx, in)
 	if err != nil {
 		return nil, sightline.Wrap(sightline.Invalid, err, fmt.Sprintf("module %s is misconfigured: %s", in.Name, sightline.ErrorMessage(err)))
 	}
@@ -652,7 +648,7 @@ func (c *Console) target(ctx context.Context, orgID, id string) (target, error) 
 		return target{}, sightline.Wrap(sightline.Unavailable, err, "the console cannot read its module instances right now")
 	}
 	t := target{ids: ids{in.Name, in.ID, in.TypeID}, timeout: c.timeoutOf(in.TypeID)}
-	t.mod, t.buildErr = c.build(in)
+	t.mod, t.buildErr = c.build(ctx, in)
 	return t, nil
 }
 

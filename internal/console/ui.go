@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/console/module"
 	"github.com/sightline/sightline/internal/console/module/relay"
@@ -45,6 +43,7 @@ func (c *Console) newUI(ctx context.Context) (*ui.UI, error) {
 	u, err := ui.New(ui.Config{
 		Sessions: sessions, Authenticate: c.uiAuthenticate, Accounts: d,
 		Investigator: d, Snapshots: d, Incidents: d, Judgements: d, Modules: d, Devices: d, APIClients: d,
+		ModuleTypes: d, ExchangeKeys: d, Dashboards: d,
 		ExchangeURL: c.opts.ExchangeURL, Scopes: ScopeNames(), Now: c.now, Logger: c.log,
 	})
 	if err != nil {
@@ -147,8 +146,27 @@ func (d uiData) Investigate(ctx context.Context, org string, q observable.Query)
 	if err != nil {
 		return ui.Investigation{}, err
 	}
-	return ui.Investigation{Observables: inv.Observables, Modules: mergeEnvelopes(inv.Observe, inv.Deliberate),
-		Time: d.c.now()}, nil
+	mods := mergeEnvelopes(inv.Observe, inv.Deliberate)
+	d.typeNames(ctx, org, mods)
+	return ui.Investigation{Observables: inv.Observables, Modules: mods, Time: d.c.now()}, nil
+}
+
+// typeNames names the registered module types of results that typeName
+// does not know; a type that cannot be read stays unnamed.
+func (d uiData) typeNames(ctx context.Context, org string, mods []ui.ModuleResult) {
+	var types map[string]ModuleTypeRecord
+	for i, m := range mods {
+		if m.TypeName != "" {
+			continue
+		}
+		if types == nil {
+			var err error
+			if types, err = d.registeredTypes(ctx, org); err != nil {
+				return
+			}
+		}
+		mods[i].TypeName = types[m.TypeID].Title
+	}
 }
 
 // mergeEnvelopes turns observe and deliberate envelopes into one result
@@ -567,9 +585,6 @@ func moduleRequest(m ui.Module, prev json.RawMessage) (ModuleRequest, error) {
 			s.Auth.Alg, s.Auth.Key = "HS256", secret
 		}
 		settings = s
-		if req.TypeID == "" {
-			req.TypeID = uuid.NewString()
-		}
 	default:
 		return req, sightline.Errorf(sightline.Invalid, "Modules of kind %s are configured with the admin API (PUT /api/v1/modules/{id}), not here.", m.Kind)
 	}
@@ -581,14 +596,91 @@ func moduleRequest(m ui.Module, prev json.RawMessage) (ModuleRequest, error) {
 	return req, nil
 }
 
+// typedModuleOf shows an instance of the registered type t: its values as
+// the form shows them, without its secrets.
+func typedModuleOf(in records.Instance, t ModuleTypeRecord) ui.Module {
+	m := ui.Module{ID: in.ID, Kind: in.Kind, TypeID: in.TypeID, TypeName: t.Title, Name: in.Name, Enabled: in.Enabled,
+		Typed: true, Values: map[string]string{}, URL: t.Properties.URL, SupportedAPIs: t.Properties.SupportedAPIs}
+	var values map[string]json.RawMessage
+	json.Unmarshal(in.Settings, &values)
+	for _, f := range t.ConfigurationSpec {
+		raw, ok := values[f.Key]
+		if !ok {
+			continue
+		}
+		if isSecretField(f.Type) {
+			m.SecretsSet = append(m.SecretsSet, f.Key)
+			continue
+		}
+		var v string
+		if json.Unmarshal(raw, &v) != nil {
+			v = string(raw)
+		}
+		m.Values[f.Key] = v
+		if f.Key == "url" {
+			m.URL = v
+		}
+	}
+	return m
+}
+
+// typedModuleRequest turns the form of a registered type's instance into
+// the request of the admin API: its values, without the secrets left
+// empty (which keep their stored value).
+func typedModuleRequest(m ui.Module) (ModuleRequest, error) {
+	req := ModuleRequest{Kind: module.KindRelay, TypeID: m.TypeID, Name: m.Name, Enabled: &m.Enabled}
+	values := map[string]string{}
+	for k, v := range m.Values {
+		if v != "" {
+			values[k] = v
+		}
+	}
+	b, err := json.Marshal(values)
+	if err != nil {
+		return req, fmt.Errorf("encode module settings: %w", err)
+	}
+	req.Settings = b
+	return req, nil
+}
+
+// moduleView shows an instance as the Modules pages edit it, looking its
+// type up in types (the organisation's registered types) when it has one.
+func moduleView(in records.Instance, types map[string]ModuleTypeRecord) ui.Module {
+	if t, ok := types[in.TypeID]; ok && in.Kind == module.KindRelay {
+		return typedModuleOf(in, t)
+	}
+	return moduleOf(in)
+}
+
+// registeredTypes returns the organisation's registered types by id.
+func (d uiData) registeredTypes(ctx context.Context, org string) (map[string]ModuleTypeRecord, error) {
+	list, err := d.c.store.ModuleTypes(ctx, org)
+	if err != nil {
+		return nil, fmt.Errorf("list module types: %w", err)
+	}
+	out := map[string]ModuleTypeRecord{}
+	for _, rt := range list {
+		t, err := d.c.typeView(rt)
+		if err != nil {
+			return nil, err
+		}
+		out[t.ID] = t
+	}
+	return out, nil
+}
+
 func (d uiData) Modules(ctx context.Context, org string) ([]ui.Module, error) {
 	list, err := d.c.store.Instances(ctx, org)
 	if err != nil {
 		return nil, fmt.Errorf("list module instances: %w", err)
 	}
+	types, err := d.registeredTypes(ctx, org)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]ui.Module, len(list))
 	for i, in := range list {
-		out[i] = moduleOf(in)
+		out[i] = moduleView(in, types)
 	}
 	return out, nil
 }
@@ -598,11 +690,23 @@ func (d uiData) Module(ctx context.Context, org, id string) (ui.Module, error) {
 	if err != nil {
 		return ui.Module{}, err
 	}
-	return moduleOf(in), nil
+	types, err := d.registeredTypes(ctx, org)
+	if err != nil {
+		return ui.Module{}, err
+	}
+	return moduleView(in, types), nil
+}
+
+// request turns the module form into the request of the admin API.
+func (d uiData) request(m ui.Module, prev json.RawMessage) (ModuleRequest, error) {
+	if m.Typed {
+		return typedModuleRequest(m)
+	}
+	return moduleRequest(m, prev)
 }
 
 func (d uiData) CreateModule(ctx context.Context, org string, m ui.Module) (ui.Module, error) {
-	req, err := moduleRequest(m, nil)
+	req, err := d.request(m, nil)
 	if err != nil {
 		return ui.Module{}, err
 	}
@@ -610,7 +714,7 @@ func (d uiData) CreateModule(ctx context.Context, org string, m ui.Module) (ui.M
 	if err != nil {
 		return ui.Module{}, err
 	}
-	return moduleOf(in), nil
+	return d.Module(ctx, org, in.ID)
 }
 
 func (d uiData) UpdateModule(ctx context.Context, org string, m ui.Module) error {
@@ -618,7 +722,7 @@ func (d uiData) UpdateModule(ctx context.Context, org string, m ui.Module) error
 	if err != nil {
 		return err
 	}
-	req, err := moduleRequest(m, in.Settings)
+	req, err := d.request(m, in.Settings)
 	if err != nil {
 		return err
 	}
@@ -655,6 +759,88 @@ func (d uiData) Devices(ctx context.Context, org string) (ui.DeviceList, error) 
 			Version: dev.Version, Status: dev.Status, Connected: dev.Connected})
 	}
 	return out, nil
+}
+
+// Module types.
+
+func uiType(t ModuleTypeRecord) ui.ModuleType {
+	out := ui.ModuleType{ID: t.ID, Kind: t.Kind, Title: t.Title, DefaultName: t.DefaultName, ShortDescription: t.ShortDescription,
+		Description: t.Description, BuiltIn: t.BuiltIn, Available: t.Available, Unavailable: t.Unavailable,
+		URL: t.Properties.URL, SupportedAPIs: t.Properties.SupportedAPIs, AuthType: t.Properties.AuthType, CreatedBy: t.CreatedBy}
+	if t.CreatedAt != nil {
+		out.Created = *t.CreatedAt
+	}
+	for _, c := range t.Capabilities {
+		out.Capabilities = append(out.Capabilities, c.ID)
+	}
+	for _, f := range t.ConfigurationSpec {
+		tf := ui.TypeField{Key: f.Key, Type: f.Type, Label: f.Label, Tooltip: f.Tooltip, Group: f.Group, Required: f.Required}
+		if f.DefaultValue != nil {
+			tf.Default = fmt.Sprint(f.DefaultValue)
+		}
+		for _, o := range f.Options {
+			tf.Options = append(tf.Options, ui.FieldOption{Value: o.Value, Label: o.Label})
+		}
+		out.Fields = append(out.Fields, tf)
+	}
+	return out
+}
+
+func (d uiData) ModuleTypes(ctx context.Context, org string) ([]ui.ModuleType, error) {
+	list, err := d.c.moduleTypes(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ui.ModuleType, len(list))
+	for i, t := range list {
+		out[i] = uiType(t)
+	}
+	return out, nil
+}
+
+func (d uiData) ModuleType(ctx context.Context, org, id string) (ui.ModuleType, error) {
+	t, err := d.c.moduleType(ctx, org, id)
+	if err != nil {
+		return ui.ModuleType{}, err
+	}
+	return uiType(t), nil
+}
+
+func (d uiData) RegisterModuleType(ctx context.Context, org, by string, record []byte) (ui.ModuleType, error) {
+	t, err := d.c.registerModuleType(ctx, org, by, record)
+	if err != nil {
+		return ui.ModuleType{}, err
+	}
+	return uiType(t), nil
+}
+
+func (d uiData) DeleteModuleType(ctx context.Context, org, id string) error {
+	return d.c.deleteModuleType(ctx, org, id)
+}
+
+// The exchange key.
+
+func (d uiData) ExchangeStatus(ctx context.Context, org string) (ui.ExchangeStatus, error) {
+	st, err := d.c.exchangeStatus(ctx, org)
+	if err != nil {
+		return ui.ExchangeStatus{}, err
+	}
+	return ui.ExchangeStatus{URL: st.URL, KeySet: st.KeyIsSet, Reachable: st.Reachable, ThreatResponse: st.ThreatResponse,
+		Problem: st.Problem}, nil
+}
+
+func (d uiData) SetExchangeKey(ctx context.Context, org, key string) error {
+	return d.c.setExchangeKey(ctx, org, key)
+}
+
+// Dashboards.
+
+func (d uiData) Dashboard(ctx context.Context, org, period string) (ui.Dashboard, error) {
+	return d.c.dashboard(ctx, org, period)
+}
+
+func (d uiData) Tile(ctx context.Context, org, instanceID, tileID, period string) (ui.DashboardModule, error) {
+	return d.c.tile(ctx, org, instanceID, tileID, period)
 }
 
 // API clients.

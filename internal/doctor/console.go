@@ -76,6 +76,7 @@ func (d *doctor) checkConsole(ctx context.Context, gw *cloudStatus, con *console
 		why := "The console cannot be asked (see above)."
 		d.skip("console.exchange", titleConsoleExchange, why)
 		d.skip("console.region", titleConsoleRegion, why)
+		d.skip("console.module_region", titleModuleRegion, why)
 		d.skip("console.modules", titleModules, why)
 		return
 	}
@@ -107,7 +108,77 @@ func (d *doctor) checkConsole(ctx context.Context, gw *cloudStatus, con *console
 			fmt.Sprintf("The console's exchange %s does not list the gateway's device %s.", con.devices.Region, gw.DeviceID),
 			"sightline gateway cloudserviceconfig deregister, then register again with a new token.")
 	}
+	d.checkModuleRegions(con)
 	d.checkModules(ctx, gw, con)
+}
+
+const titleModuleRegion = "Console's device modules use devices of its exchange's region"
+
+// deviceModule reports whether m reaches a device through the exchange
+// (a gateway or manager module), and which.
+func deviceModule(m consoleModule) (deviceID string, ok bool) {
+	if m.Kind != module.KindESA && m.Kind != module.KindSMA {
+		return "", false
+	}
+	var s struct {
+		DeviceID string `json:"device_id"`
+	}
+	json.Unmarshal(m.Settings, &s)
+	return s.DeviceID, true
+}
+
+// checkModuleRegions checks that no gateway or manager module points at a
+// device registered in another region's exchange than the console's: the
+// console reaches devices through its own exchange only.
+func (d *doctor) checkModuleRegions(con *consoleState) {
+	const id = "console.module_region"
+	if con.devices == nil {
+		d.skip(id, titleModuleRegion, "The console cannot list its exchange's devices.")
+		return
+	}
+	here := con.devices.Region
+	var wrong []string
+	var first struct{ module, region string }
+	n := 0
+	for _, m := range con.modules {
+		devID, ok := deviceModule(m)
+		if !ok {
+			continue
+		}
+		n++
+		if consoleLists(con, devID) {
+			continue
+		}
+		for _, x := range d.exchanges {
+			dev := x.device(devID)
+			if dev == nil || strings.EqualFold(x.region, here) {
+				continue
+			}
+			wrong = append(wrong, fmt.Sprintf("module %q points at device %s (%s), which is registered in %s", m.Name, devID, dev.Name, x.region))
+			if first.module == "" {
+				first.module, first.region = m.Name, x.region
+			}
+		}
+	}
+	switch {
+	case n == 0:
+		d.skip(id, titleModuleRegion, "The console has no gateway or manager module.")
+	case len(wrong) > 0:
+		them := "these modules"
+		if len(wrong) == 1 {
+			them = "that module"
+		}
+		d.add(id, titleModuleRegion, StatusFail,
+			fmt.Sprintf("Wrong region: %s; the console uses the exchange of region %s, so Investigate gets no data through %s.",
+				strings.Join(wrong, "; "), here, them),
+			fmt.Sprintf("Run the console with the exchange of region %s (sightline console --exchange %s --exchange-api-key KEY, with an API key of that exchange), "+
+				`or register the device in region %s (sightline gateway cloudserviceconfig deregister; sightline gateway cloudserviceconfig settrs --server %s; `+
+				`sightline gateway commit -m "…"; then register with a token of %s's exchange) and edit the module to choose its new device (Modules > %s > Edit).`,
+				first.region, first.region, here, here, here, first.module))
+	default:
+		d.add(id, titleModuleRegion, StatusOK,
+			fmt.Sprintf("No module points at a device registered in another region than the console's exchange (%s).", here), "")
+	}
 }
 
 func consoleLists(con *consoleState, deviceID string) bool {
@@ -141,12 +212,10 @@ func (d *doctor) checkModules(ctx context.Context, gw *cloudStatus, con *console
 		}
 		if m.Kind == module.KindESA {
 			esa++
-			var s struct {
-				DeviceID string `json:"device_id"`
-			}
-			json.Unmarshal(m.Settings, &s)
-			if con.devices != nil && !consoleLists(con, s.DeviceID) {
-				d.add(id, title, StatusFail, d.strayDevice(con, s.DeviceID),
+		}
+		if devID, ok := deviceModule(m); ok {
+			if con.devices != nil && !consoleLists(con, devID) {
+				d.add(id, title, StatusFail, d.strayDevice(con, devID),
 					fmt.Sprintf("Edit the module (Modules > %s > Edit) and choose a Registered Device of region %s, or register that gateway in region %s.",
 						m.Name, con.devices.Region, con.devices.Region))
 				continue

@@ -104,8 +104,8 @@ func TestRunHealthy(t *testing.T) {
 			t.Errorf("healthy installation: %s = %s %q", id, r.Status, r.Detail)
 		}
 	}
-	if len(rs) != 18 {
-		t.Errorf("healthy installation ran %d checks, want 18: %v", len(rs), rs)
+	if len(rs) != 19 {
+		t.Errorf("healthy installation ran %d checks, want 19: %v", len(rs), rs)
 	}
 }
 
@@ -177,6 +177,18 @@ func TestRunExplains(t *testing.T) {
 		{"module for a device of another region", func(in *installation) {
 			in.console.routes["GET /api/v1/devices"] = exchangeclient.Devices{Organisation: "Acme", Region: "EUROPE", ThreatResponse: true}
 		}, "console.module.m1", StatusFail, "does not list: it is registered in AMERICAS (wrong region)", "Registered Device of region EUROPE"},
+		{"module and device in different regions", func(in *installation) {
+			in.console.routes["GET /api/v1/devices"] = exchangeclient.Devices{Organisation: "Acme", Region: "EUROPE", ThreatResponse: true}
+		}, "console.module_region", StatusFail,
+			`Wrong region: module "ESA" points at device dev-1 (gw1), which is registered in AMERICAS; the console uses the exchange of region EUROPE, so Investigate gets no data through that module.`,
+			"Run the console with the exchange of region AMERICAS (sightline console --exchange AMERICAS --exchange-api-key KEY"},
+		{"module of a deleted device", func(in *installation) {
+			in.console.routes["GET /api/v1/modules"] = []map[string]any{{"id": "m1", "kind": "esa", "name": "ESA", "enabled": true,
+				"settings": map[string]any{"device_id": "dev-gone"}}}
+		}, "console.module_region", StatusOK, "No module points at a device registered in another region than the console's exchange (AMERICAS).", ""},
+		{"no device module", func(in *installation) {
+			in.console.routes["GET /api/v1/modules"] = []any{}
+		}, "console.module_region", StatusSkip, "no gateway or manager module", ""},
 		{"no module for the gateway", func(in *installation) {
 			in.console.routes["GET /api/v1/modules"] = []any{}
 		}, "console.modules", StatusWarn, "No Email Security Appliance module", "module add esa --device dev-1"},
@@ -229,7 +241,7 @@ func TestRunStoppedRoles(t *testing.T) {
 	}
 	want := []string{"smtp.reachable fail", "gateway.reachable fail", "console.reachable fail",
 		"gateway.threat_response skip", "gateway.changes skip", "gateway.connector skip", "gateway.tunnel skip",
-		"console.exchange skip", "console.region skip", "console.modules skip"}
+		"console.exchange skip", "console.region skip", "console.module_region skip", "console.modules skip"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Run with every role stopped (-want +got):\n%s", diff)
 	}

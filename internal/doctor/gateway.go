@@ -125,9 +125,15 @@ func (d *doctor) checkGateway(ctx context.Context, st *cloudStatus) {
 
 // tokenFix is how to get and use a new registration token in region.
 func tokenFix(region, url string) string {
-	return fmt.Sprintf("Create a token in the exchange of region %s: sightline exchange token create --devices 1 --expires 1h --exchange %s "+
+	return fmt.Sprintf("Create a token in the exchange of region %s: %s", region, tokenSteps(url))
+}
+
+// tokenSteps are the commands that create a token in the exchange at url
+// and register the gateway with it.
+func tokenSteps(url string) string {
+	return fmt.Sprintf("sightline exchange token create --devices 1 --expires 1h --exchange %s "+
 		"(or Devices > Manage Devices > + in its UI), then sightline gateway cloudserviceconfig register TOKEN "+
-		"(or Network > Cloud Service Settings > Registration Token, Register, in the gateway UI).", region, url)
+		"(or Network > Cloud Service Settings > Registration Token, Register, in the gateway UI).", url)
 }
 
 // checkConnector explains the connector's state.
@@ -168,7 +174,15 @@ func (d *doctor) checkConnector(ctx context.Context, st *cloudStatus) {
 		d.add("gateway.connector", titleConn, StatusFail, detail, tokenFix(st.Server, url))
 	case connector.Failed:
 		if st.Message != connector.TextFailed {
+			if detail, fix, ok := d.explainVersion(ctx, st.Server); ok {
+				d.add("gateway.connector", titleConn, StatusFail, detail, fix)
+				return
+			}
 			d.add("gateway.connector", titleConn, StatusFail, "The registration failed: "+st.Message, d.refusedFix(st))
+			return
+		}
+		if detail, fix, ok := d.explainRefusal(ctx, st.Server); ok {
+			d.add("gateway.connector", titleConn, StatusFail, connector.TextFailed+". "+detail, fix)
 			return
 		}
 		d.add("gateway.connector", titleConn, StatusFail,

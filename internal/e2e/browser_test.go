@@ -192,6 +192,92 @@ func (tb *tab) menu(section, item string) {
 	tb.click(fmt.Sprintf(`//nav//a[normalize-space()=%q]`, item))
 }
 
+// link follows a link of the navigation bar, e.g. the console's Modules.
+func (tb *tab) link(label string) {
+	tb.b.t.Helper()
+	tb.click(fmt.Sprintf(`//nav//a[contains(@class,"nav-title") and normalize-space()=%q]`, label))
+}
+
+// gearSel selects the Settings gear of the navigation bar.
+const gearSel = `//nav//details/summary[@aria-label="Settings"]`
+
+// openGear clicks the Settings gear and waits for its menu to show.
+func (tb *tab) openGear() {
+	tb.b.t.Helper()
+	tb.do("open the Settings gear", chromedp.Click(gearSel),
+		chromedp.WaitVisible(gearSel+`/following-sibling::ul//a`))
+}
+
+// choose picks the option of the drop-down list sel that starts with text,
+// by typing it into the focused list as a person does, and checks the
+// choice.
+func (tb *tab) choose(sel chromedp.ID, text string) {
+	tb.b.t.Helper()
+	tb.do(fmt.Sprintf("type %q into the list #%s", text, sel), chromedp.SendKeys(sel, text))
+	js := fmt.Sprintf(`(s => s.selectedIndex >= 0 && s.options[s.selectedIndex].text.startsWith(%q))(document.getElementById(%q))`, text, sel)
+	if !tb.eval(js) {
+		tb.fail(fmt.Sprintf("choose %q in #%s", text, sel), errors.New("another option is selected"))
+	}
+}
+
+// clickConfirm clicks the element sel selects, accepts the confirmation
+// dialog it opens as a person presses OK, and waits for the next page. It
+// returns the dialog's message.
+func (tb *tab) clickConfirm(sel string) string {
+	tb.b.t.Helper()
+	ctx, cancel := tb.step()
+	defer cancel()
+	msg := make(chan string, 1)
+	go func() {
+		for ev, err := range chromedp.Events(ctx, page.JavascriptDialogOpening) {
+			if err != nil {
+				return
+			}
+			msg <- ev.Message
+			chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			return
+		}
+	}()
+	tb.load("click "+sel+" and confirm", chromedp.Click(sel))
+	select {
+	case m := <-msg:
+		return m
+	default:
+		tb.fail("click "+sel+" and confirm", errors.New("no confirmation dialog opened"))
+		return ""
+	}
+}
+
+// clickNewTab clicks the link sel selects, which opens its page in a new
+// tab, and returns that tab.
+func (tb *tab) clickNewTab(sel string) *tab {
+	tb.b.t.Helper()
+	ctx, cancel := tb.step()
+	defer cancel()
+	opened := chromedp.WaitNewTarget(tb.ctx, func(info *target.Info) bool { return info.URL != "" && info.URL != "about:blank" })
+	if err := chromedp.Do(ctx, chromedp.Click(sel)); err != nil {
+		tb.fail("click "+sel, err)
+	}
+	var id target.ID
+	select {
+	case id = <-opened:
+	case <-ctx.Done():
+		tb.fail("click "+sel, errors.New("no new tab opened"))
+	}
+	if id == "" {
+		tb.fail("click "+sel, errors.New("no new tab opened"))
+	}
+	tctx, tcancel := chromedp.NewContext(tb.b.ctx, chromedp.WithTargetID(id))
+	tb.b.t.Cleanup(tcancel)
+	if err := chromedp.Do(tctx); err != nil { // attaches to the tab, for as long as tctx
+		tb.fail("attach to the new tab", err)
+	}
+	tb.b.tabs++
+	nt := &tab{b: tb.b, ctx: tctx}
+	nt.do("wait for the new tab's page", chromedp.WaitReady("body"))
+	return nt
+}
+
 // signIn fills the sign-in form the tab shows and submits it.
 func (tb *tab) signIn(user, password string) {
 	tb.b.t.Helper()
@@ -261,6 +347,20 @@ func (tb *tab) table(rows string) [][]string {
 		tb.fail("read the table rows "+rows, err)
 	}
 	return cells
+}
+
+// texts returns the text of every element the CSS selector sel selects, as
+// the page shows it (an SVG element's text content).
+func (tb *tab) texts(sel string) []string {
+	tb.b.t.Helper()
+	ctx, cancel := tb.step()
+	defer cancel()
+	js := fmt.Sprintf(`Array.from(document.querySelectorAll(%q), e => (e.innerText ?? e.textContent).trim())`, sel)
+	out, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](js))
+	if err != nil {
+		tb.fail("read the texts of "+sel, err)
+	}
+	return out
 }
 
 // reloadUntil reloads the page until the JavaScript expression cond holds,

@@ -72,14 +72,25 @@ type served struct {
 // addrLine matches the address lines serve prints once every role listens.
 var addrLine = regexp.MustCompile(`(?m)^\s+(gateway SMTP|gateway UI and API|exchange AMERICAS|exchange EUROPE|console)\s+(\S+?)/?$`)
 
+// onHost returns the web UIs' URLs with host in place of 127.0.0.1, e.g.
+// "localhost": the browser keeps apart the cookies of two serves only when
+// their host names differ, whatever their ports.
+func (s served) onHost(host string) served {
+	for _, u := range []*string{&s.gateway, &s.americas, &s.europe, &s.console} {
+		*u = strings.Replace(*u, "//127.0.0.1:", "//"+host+":", 1)
+	}
+	return s
+}
+
 // startServe runs `sightline serve` with a fresh data directory on loopback
-// ports and returns the addresses it printed. Cleanup interrupts it, as
-// Ctrl-C does, and checks that it exits cleanly.
-func startServe(t *testing.T, bin string) served {
+// ports, and the extra flags given, and returns the addresses it printed.
+// Cleanup interrupts it, as Ctrl-C does, and checks that it exits cleanly.
+func startServe(t *testing.T, bin string, extra ...string) served {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
+	args := []string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
 		"--gateway-addr", "127.0.0.1:0", "--exchange-americas-addr", "127.0.0.1:0",
-		"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "warn")
+		"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "warn"}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	// Only our settings: a SIGHTLINE_* of the caller's shell must not change the run.
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SIGHTLINE_") {

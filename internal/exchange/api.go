@@ -41,6 +41,7 @@ func (e *Exchange) routes() http.Handler {
 	mux.Handle("GET /api/v1/cloud-services", e.api(usersOnly, e.apiCloudServices))
 	mux.Handle("PUT /api/v1/cloud-services", e.api(usersOnly, e.apiSetCloudServices))
 	mux.Handle("DELETE /api/v1/devices/{id}", e.api(usersOnly, e.apiDeleteDevice))
+	mux.Handle("GET /api/v1/audit", e.api(usersOnly, e.apiAudit))
 
 	// The console (an organisation API key) and administrators.
 	mux.Handle("GET /api/v1/devices", e.api(keysOrUsers, e.apiDevices))
@@ -150,23 +151,39 @@ func (e *Exchange) apiActor(r *http.Request, keys bool) (actor, error) {
 		return e.signIn(ctx, sourceIP(r), user, pass)
 	}
 	if key, ok := tunnel.BearerToken(r); ok && keys {
-		k, err := e.store.APIKeyByHash(ctx, registry.Hash(key))
-		if sightline.ErrorKind(err) == sightline.NotFound {
-			return actor{}, sightline.Errorf(sightline.Unauthorized, "Unknown or revoked API key.")
-		}
-		if err != nil {
-			return actor{}, sightline.Wrap(sightline.Unavailable, err, "the exchange cannot check API keys right now")
-		}
-		org, err := e.store.Organisation(ctx, k.OrgID)
-		if err != nil {
-			return actor{}, fmt.Errorf("organisation of api key %s: %w", k.ID, err)
-		}
-		return actor{org: org, name: "api key " + k.Name, source: sourceIP(r)}, nil
+		return e.keyActor(ctx, sourceIP(r), key)
 	}
 	if keys {
 		return actor{}, sightline.Errorf(sightline.Unauthorized, "Sign in with an organisation API key (Authorization: Bearer) or as a user (Basic).")
 	}
 	return actor{}, sightline.Errorf(sightline.Unauthorized, "Sign in as an exchange user (Basic authentication).")
+}
+
+// keyActor returns the actor of an organisation API key. What it reads is
+// kept in e.lookups until the store's generation moves, and the actor
+// carries that generation for the reads of the rest of the request.
+func (e *Exchange) keyActor(ctx context.Context, source, key string) (actor, error) {
+	gen, err := e.store.Generation(ctx)
+	if err != nil {
+		return actor{}, sightline.Wrap(sightline.Unavailable, err, "the exchange cannot check API keys right now")
+	}
+	hash := registry.Hash(key)
+	if k, ok := e.lookups.key(gen, hash); ok {
+		return actor{org: k.org, name: k.name, source: source, gen: gen, genRead: true}, nil
+	}
+	k, err := e.store.APIKeyByHash(ctx, hash)
+	if sightline.ErrorKind(err) == sightline.NotFound {
+		return actor{}, sightline.Errorf(sightline.Unauthorized, "Unknown or revoked API key.")
+	}
+	if err != nil {
+		return actor{}, sightline.Wrap(sightline.Unavailable, err, "the exchange cannot check API keys right now")
+	}
+	org, err := e.store.Organisation(ctx, k.OrgID)
+	if err != nil {
+		return actor{}, fmt.Errorf("organisation of api key %s: %w", k.ID, err)
+	}
+	e.lookups.putKey(gen, hash, keyLookup{org: org, name: "api key " + k.Name})
+	return actor{org: org, name: "api key " + k.Name, source: source, gen: gen, genRead: true}, nil
 }
 
 var errBadCredentials = sightline.Errorf(sightline.Unauthorized, "Invalid username or passphrase.")
@@ -216,7 +233,8 @@ func (e *Exchange) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if ok, wait := e.limiter.allow(source); !ok {
 		secs := int((wait + time.Second - 1) / time.Second)
 		e.audit(r.Context(), registry.AuditEntry{Actor: "anonymous", Source: source, Action: registry.ActionRegister,
-			Outcome: registry.OutcomeFailure, Detail: "rate limited: too many registration attempts from this address"})
+			Outcome: registry.OutcomeFailure, Reason: exchangeclient.ReasonRateLimited,
+			Detail: "rate limited: too many registration attempts from this address"})
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		writeJSON(w, http.StatusTooManyRequests, exchangeclient.ErrorBody{
 			Error: fmt.Sprintf("Too many registration attempts from %s: try again in %d seconds.", source, secs)})
@@ -395,7 +413,7 @@ func (e *Exchange) apiProxy(w http.ResponseWriter, r *http.Request, who actor) e
 	if !who.org.ThreatResponse {
 		return errThreatResponseOff(who.org.Name)
 	}
-	d, err := e.device(r.Context(), who, r.PathValue("id"))
+	d, err := e.proxyDevice(r.Context(), who, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -403,12 +421,42 @@ func (e *Exchange) apiProxy(w http.ResponseWriter, r *http.Request, who actor) e
 	if err := decodeJSON(w, r, maxProxyJSON, &pr); err != nil {
 		return err
 	}
+	if len(pr.BodyJSON) > 0 {
+		if len(pr.Body) > 0 {
+			return sightline.Errorf(sightline.Invalid, "give the body in body (base64) or in body_json, not both")
+		}
+		pr.Body, pr.BodyJSON = pr.BodyJSON, nil
+	}
 	out, err := e.proxy(r.Context(), d, pr)
 	if err != nil {
 		return err
 	}
+	if pr.Raw {
+		writeDeviceAnswer(w, out)
+		return nil
+	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// writeDeviceAnswer relays the device's answer as it is
+// (ProxyRequest.Raw): its body as the body, its status and headers in
+// headers. The body is served as application/octet-stream whatever the
+// device says it is, so that no browser renders it as the exchange's.
+func writeDeviceAnswer(w http.ResponseWriter, out exchangeclient.ProxyResponse) {
+	h := w.Header()
+	for name, vs := range out.Headers {
+		for _, v := range vs {
+			h.Add(exchangeclient.DeviceHeaderPrefix+name, v)
+		}
+	}
+	h.Set(exchangeclient.DeviceStatusHeader, strconv.Itoa(out.Status))
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(out.Body)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(out.Body)
 }
 
 // proxy sends pr to the device through its tunnel and returns its answer.

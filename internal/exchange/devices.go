@@ -19,6 +19,10 @@ type actor struct {
 	org    registry.Organisation
 	name   string // user name, or "api key <name>"
 	source string // IP address
+	// gen is the store's generation read when an API key was checked, for
+	// the lookups of the rest of the request; genRead says it was read.
+	gen     int64
+	genRead bool
 }
 
 // entry starts an audit entry for what the actor did.
@@ -66,6 +70,23 @@ func (e *Exchange) device(ctx context.Context, who actor, id string) (registry.D
 	return d, nil
 }
 
+// proxyDevice is device for the proxy path: for an actor that carries the
+// store's generation, what it reads is kept in e.lookups until the
+// generation moves.
+func (e *Exchange) proxyDevice(ctx context.Context, who actor, id string) (registry.Device, error) {
+	if !who.genRead {
+		return e.device(ctx, who, id)
+	}
+	if d, ok := e.lookups.device(who.gen, who.org.ID, id); ok {
+		return d, nil
+	}
+	d, err := e.device(ctx, who, id)
+	if err == nil {
+		e.lookups.putDevice(who.gen, d)
+	}
+	return d, err
+}
+
 // Limits of the editable device fields.
 const (
 	maxDeviceName        = 253
@@ -88,8 +109,10 @@ func (e *Exchange) editDevice(ctx context.Context, who actor, id, name, descript
 	if err := e.store.UpdateDevice(ctx, who.org.ID, id, name, description); err != nil {
 		return fmt.Errorf("edit device %s: %w", id, err)
 	}
-	e.audit(ctx, who.entry(registry.ActionDeviceEdit, id+" "+name, registry.OutcomeSuccess,
-		fmt.Sprintf("name %q → %q, description %q → %q", d.Name, name, d.Description, description)))
+	entry := who.entry(registry.ActionDeviceEdit, id+" "+name, registry.OutcomeSuccess,
+		fmt.Sprintf("name %q → %q, description %q → %q", d.Name, name, d.Description, description))
+	entry.DeviceID, entry.DeviceName = id, name
+	e.audit(ctx, entry)
 	return nil
 }
 
@@ -105,8 +128,10 @@ func (e *Exchange) deleteDevice(ctx context.Context, who actor, id string) error
 		return fmt.Errorf("delete device %s: %w", id, err)
 	}
 	e.hub.Disconnect(id, "deregistered")
-	e.audit(ctx, who.entry(registry.ActionDeviceDelete, id+" "+d.Name, registry.OutcomeSuccess,
-		fmt.Sprintf("deleted %s %s (%s, registered from %s)", d.Type, d.Name, d.Version, d.IP)))
+	entry := who.entry(registry.ActionDeviceDelete, id+" "+d.Name, registry.OutcomeSuccess,
+		fmt.Sprintf("deleted %s %s (%s, registered from %s)", d.Type, d.Name, d.Version, d.IP))
+	entry.DeviceID, entry.DeviceName = id, d.Name
+	e.audit(ctx, entry)
 	return nil
 }
 

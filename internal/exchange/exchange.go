@@ -92,6 +92,7 @@ type Exchange struct {
 	limiter    *limiter
 	checked    password.Checker
 	publicURL  string
+	lookups    lookups // of the proxy path, see keyActor
 }
 
 // Open checks opts, opens the store, creates the first organisation and the
@@ -315,6 +316,6 @@ func (e *Exchange) audit(ctx context.Context, entry registry.AuditEntry) {
 	entry.Time = e.now()
 	if err := e.store.AddAudit(ctx, entry); err != nil {
 		e.log.Error("audit log write failed", "action", entry.Action, "actor", entry.Actor, "target", entry.Target,
-			"outcome", entry.Outcome, "detail", entry.Detail, "err", err)
+			"outcome", entry.Outcome, "reason", entry.Reason, "detail", entry.Detail, "err", err)
 	}
 }

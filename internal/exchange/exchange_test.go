@@ -100,7 +100,7 @@ func (x *testExchange) register(t *testing.T, token, host string) exchangeclient
 // lastAudit returns the newest audit entry of the organisation ("" for none).
 func (x *testExchange) lastAudit(t *testing.T, orgID string) registry.AuditEntry {
 	t.Helper()
-	es, err := x.store.Audit(context.Background(), orgID, 1)
+	es, err := x.store.Audit(context.Background(), registry.AuditQuery{OrgIDs: []string{orgID}, Limit: 1})
 	if err != nil || len(es) == 0 {
 		t.Fatalf("Audit(%q) = %v, %v; want an entry", orgID, es, err)
 	}
@@ -540,6 +540,22 @@ func TestRegisterConcurrently(t *testing.T) {
 	if ok != 5 || refused != n-5 || len(list.Devices) != 5 {
 		t.Errorf("%d parallel registrations with a 5-device token: %d registered, %d refused, %d devices; want 5, %d, 5",
 			n, ok, refused, len(list.Devices), n-5)
+	}
+	// Every refusal is audited as the token used up, whether the store or
+	// the check before it found it so.
+	a, err := x.admin.Audit(context.Background(), exchangeclient.AuditQuery{Action: registry.ActionRegister,
+		Outcome: registry.OutcomeFailure, Limit: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range a.Entries {
+		if e.Reason != exchangeclient.ReasonTokenUsedUp || e.TokenID != tok.ID {
+			t.Errorf("audit of a refused registration = reason %q, token %q (%s); want %s, %s", e.Reason, e.TokenID, e.Detail,
+				exchangeclient.ReasonTokenUsedUp, tok.ID)
+		}
+	}
+	if len(a.Entries) != refused {
+		t.Errorf("audit holds %d refused registrations, want %d", len(a.Entries), refused)
 	}
 }
 

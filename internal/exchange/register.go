@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"crypto/rand"
 	"github.com/google/uuid"
@@ -61,42 +62,54 @@ func printable(s string) bool {
 // register handles one registration attempt from source (an IP address):
 // it checks the device version and the token, takes one use of the token
 // and creates the device. Every attempt is audited with its precise
-// outcome; every unusable token gets the same answer, MsgInvalidToken.
+// outcome, as a reason code and in words, and with what it says of the
+// token and the device; every unusable token gets the same answer,
+// MsgInvalidToken.
 func (e *Exchange) register(ctx context.Context, source string, reg exchangeclient.Registration) (exchangeclient.Registered, error) {
 	entry := registry.AuditEntry{Actor: "device " + reg.Hostname, Source: source, Action: registry.ActionRegister,
-		Target: reg.Hostname, Outcome: registry.OutcomeFailure}
-	fail := func(err error, reason string) (exchangeclient.Registered, error) {
-		entry.Detail = reason
+		Target: reg.Hostname, Outcome: registry.OutcomeFailure, DeviceName: clip(reg.Hostname, maxDeviceName)}
+	fail := func(err error, reason, detail string) (exchangeclient.Registered, error) {
+		entry.Reason, entry.Detail = reason, detail
 		e.audit(ctx, entry)
-		e.log.Info("registration refused", "source", source, "hostname", reg.Hostname, "reason", reason)
+		e.log.Info("registration refused", "source", source, "hostname", reg.Hostname, "reason", reason, "detail", detail)
 		return exchangeclient.Registered{}, err
 	}
 	if err := checkRegistration(&reg); err != nil {
 		entry.Actor = "anonymous"
-		return fail(err, sightline.ErrorMessage(err))
+		return fail(err, exchangeclient.ReasonBadRequest, sightline.ErrorMessage(err))
 	}
 	secret := strings.ToLower(strings.TrimSpace(reg.Token))
+	wellFormed := len(secret) == tokenLen && isHex(secret)
+	if wellFormed {
+		entry.TokenFingerprint = tokenFingerprint(registry.Hash(secret))
+	}
 	tok, tokErr := e.store.TokenByHash(ctx, registry.Hash(secret))
 	if tokErr == nil {
-		entry.OrgID = tok.OrgID
+		entry.OrgID, entry.TokenID = tok.OrgID, tok.ID
 	} else if sightline.ErrorKind(tokErr) != sightline.NotFound {
 		return exchangeclient.Registered{}, sightline.Wrap(sightline.Unavailable, tokErr, "the exchange cannot check tokens right now; try again")
 	}
 	if e.opts.MinVersion != "" && !versionAtLeast(reg.Version, e.opts.MinVersion) {
+		entry.DeviceVersion, entry.MinVersion = reg.Version, e.opts.MinVersion
 		return fail(sightline.Errorf(sightline.Forbidden,
 			"The device version %s is older than the minimum this exchange accepts, %s: upgrade the device and register again",
-			reg.Version, e.opts.MinVersion), fmt.Sprintf("version %s below the minimum %s", reg.Version, e.opts.MinVersion))
+			reg.Version, e.opts.MinVersion), exchangeclient.ReasonVersionTooOld,
+			fmt.Sprintf("version %s below the minimum %s", reg.Version, e.opts.MinVersion))
 	}
 	invalid := sightline.Errorf(sightline.Unauthorized, MsgInvalidToken)
-	if len(secret) != tokenLen || !isHex(secret) {
-		return fail(invalid, "malformed token (not 32 hexadecimal characters)")
+	if !wellFormed {
+		return fail(invalid, exchangeclient.ReasonTokenMalformed, "malformed token (not 32 hexadecimal characters)")
 	}
 	now := e.now()
 	if tokErr != nil {
-		return fail(invalid, fmt.Sprintf("unknown token (not issued by this exchange, region %s: mistyped, or from another region)", e.opts.Region))
+		return fail(invalid, exchangeclient.ReasonTokenUnknown, fmt.Sprintf("unknown token %s (not issued by this exchange, region %s: mistyped, or from another region)",
+			entry.TokenFingerprint, e.opts.Region))
 	}
-	if reason := e.unusable(tok, now); reason != "" {
-		return fail(invalid, reason)
+	if reason, detail := e.unusable(tok, now); reason != "" {
+		if reason == exchangeclient.ReasonTokenOtherRegion {
+			entry.TokenRegion = tok.Region
+		}
+		return fail(invalid, reason, detail)
 	}
 	cred := rand.Text() + rand.Text()
 	d := registry.Device{ID: uuid.NewString(), OrgID: tok.OrgID, Name: reg.Hostname, Type: reg.Type, Version: reg.Version,
@@ -107,15 +120,16 @@ func (e *Exchange) register(ctx context.Context, source string, reg exchangeclie
 			return exchangeclient.Registered{}, sightline.Wrap(sightline.Unavailable, err, "the exchange cannot register devices right now; try again")
 		}
 		// Another registration took the last use, or the token changed meanwhile.
-		reason := "token used up (by a concurrent registration)"
+		reason, detail := exchangeclient.ReasonTokenUsedUp, "token used up (by a concurrent registration)"
 		if again, err := e.store.TokenByHash(ctx, tok.Hash); err == nil {
-			if r := e.unusable(again, now); r != "" {
-				reason = r
+			if r, d := e.unusable(again, now); r != "" {
+				reason, detail = r, d
 			}
 		}
-		return fail(invalid, reason)
+		return fail(invalid, reason, detail)
 	}
 	entry.Outcome, entry.Target = registry.OutcomeSuccess, d.ID+" "+d.Name
+	entry.DeviceID, entry.DeviceName, entry.DeviceVersion = d.ID, d.Name, d.Version
 	entry.Detail = fmt.Sprintf("registered %s %s version %s serial %q connector %q with token %s",
 		d.Type, d.Name, d.Version, d.Serial, d.ConnectorVersion, tok.ID)
 	e.audit(ctx, entry)
@@ -123,19 +137,32 @@ func (e *Exchange) register(ctx context.Context, source string, reg exchangeclie
 	return exchangeclient.Registered{DeviceID: d.ID, Credential: cred, TunnelURL: e.tunnelURL(), Region: e.opts.Region}, nil
 }
 
-// unusable returns why tok cannot register a device at now, "" if it can.
-func (e *Exchange) unusable(tok registry.Token, now time.Time) string {
+// unusable returns why tok cannot register a device at now, as an
+// exchangeclient.Reason… code and in words; "" if it can.
+func (e *Exchange) unusable(tok registry.Token, now time.Time) (reason, detail string) {
 	switch {
 	case tok.Region != e.opts.Region:
-		return fmt.Sprintf("token from another region: issued by %s, presented to %s", tok.Region, e.opts.Region)
+		return exchangeclient.ReasonTokenOtherRegion, fmt.Sprintf("token from another region: issued by %s, presented to %s", tok.Region, e.opts.Region)
 	case !tok.RevokedAt.IsZero():
-		return fmt.Sprintf("revoked token %s (revoked %s)", tok.ID, tok.RevokedAt.Format(time.RFC3339))
+		return exchangeclient.ReasonTokenRevoked, fmt.Sprintf("revoked token %s (revoked %s)", tok.ID, tok.RevokedAt.Format(time.RFC3339))
 	case !now.Before(tok.ExpiresAt):
-		return fmt.Sprintf("expired token %s (expired %s)", tok.ID, tok.ExpiresAt.Format(time.RFC3339))
+		return exchangeclient.ReasonTokenExpired, fmt.Sprintf("expired token %s (expired %s)", tok.ID, tok.ExpiresAt.Format(time.RFC3339))
 	case tok.Remaining <= 0:
-		return fmt.Sprintf("token %s used up (all %s registered)", tok.ID, plural(tok.Devices, "device"))
+		return exchangeclient.ReasonTokenUsedUp, fmt.Sprintf("token %s used up (all %s registered)", tok.ID, plural(tok.Devices, "device"))
 	}
-	return ""
+	return "", ""
+}
+
+// clip returns s cut to at most n bytes, at a character boundary: what
+// an audit entry indexes of a value the caller did not bound.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func isHex(s string) bool {
@@ -170,7 +197,7 @@ func (e *Exchange) deregister(ctx context.Context, source, credential string) er
 	e.hub.Disconnect(d.ID, "deregistered")
 	e.audit(ctx, registry.AuditEntry{OrgID: d.OrgID, Actor: "device " + d.Name, Source: source,
 		Action: registry.ActionDeregister, Target: d.ID + " " + d.Name, Outcome: registry.OutcomeSuccess,
-		Detail: "the device deregistered itself"})
+		Detail: "the device deregistered itself", DeviceID: d.ID, DeviceName: d.Name})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,8 +89,10 @@ func (e *Exchange) createToken(ctx context.Context, who actor, devices int, expi
 	if err := e.store.CreateToken(ctx, t); err != nil {
 		return NewToken{}, fmt.Errorf("create token: %w", err)
 	}
-	e.audit(ctx, who.entry(registry.ActionTokenCreate, t.ID, registry.OutcomeSuccess,
-		fmt.Sprintf("token for %s, expires %s", plural(devices, "device"), t.ExpiresAt.Format(time.RFC3339))))
+	entry := who.entry(registry.ActionTokenCreate, t.ID, registry.OutcomeSuccess,
+		fmt.Sprintf("token for %s, expires %s", plural(devices, "device"), t.ExpiresAt.Format(time.RFC3339)))
+	entry.TokenID, entry.TokenFingerprint = t.ID, tokenFingerprint(t.Hash)
+	e.audit(ctx, entry)
 	return NewToken{Token: t, Secret: secret}, nil
 }
 
@@ -101,8 +104,30 @@ func (e *Exchange) revokeToken(ctx context.Context, who actor, id string) error 
 		}
 		return fmt.Errorf("revoke token: %w", err)
 	}
-	e.audit(ctx, who.entry(registry.ActionTokenRevoke, id, registry.OutcomeSuccess, "token revoked"))
+	entry := who.entry(registry.ActionTokenRevoke, id, registry.OutcomeSuccess, "token revoked")
+	entry.TokenID = id
+	// The store revokes by ID; the fingerprint is in the token's hash.
+	if list, err := e.store.Tokens(ctx, who.org.ID); err != nil {
+		e.log.Warn("revoked token's fingerprint not audited", "token_id", id, "err", err)
+	} else if i := slices.IndexFunc(list, func(t registry.Token) bool { return t.ID == id }); i >= 0 {
+		entry.TokenFingerprint = tokenFingerprint(list[i].Hash)
+	}
+	e.audit(ctx, entry)
 	return nil
+}
+
+// fingerprintLen is the length of a token fingerprint: 16 hexadecimal
+// characters, never 32, so that it cannot be taken for a token.
+const fingerprintLen = 16
+
+// tokenFingerprint names a token by the start of its hash (registry.Hash),
+// so that a token presented to one exchange can be found in another
+// region's without either keeping the secret.
+func tokenFingerprint(hash string) string {
+	if len(hash) < fingerprintLen {
+		return ""
+	}
+	return hash[:fingerprintLen]
 }
 
 // TokenState is how a token stands at an instant: "Active", "Expired",

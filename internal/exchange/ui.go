@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,9 +35,6 @@ var nav = web.Nav{
 		{Label: "API Keys", Path: "/api-keys"},
 	}},
 }
-
-// auditPageSize is how many audit entries the Audit Log shows.
-const auditPageSize = 500
 
 // newUI builds the exchange's renderer; its session cookie is named after
 // the region, since the exchanges of serve share a host.
@@ -402,33 +400,52 @@ func (e *Exchange) uiSetCloudServices(w http.ResponseWriter, r *http.Request, wh
 
 // Audit log.
 
+// auditPage is the Audit Log page: a page of entries, filtered as the
+// API's are (auditQuery), with links to the older and the newest pages.
 type auditPage struct {
-	Entries []registry.AuditEntry
-	Limit   int
+	Entries         []exchangeclient.AuditEntry
+	Actions         []string // the action filter's choices
+	Outcomes        []string // the outcome filter's choices
+	Action, Outcome string   // the filters chosen
+	// Kept is the filters the form does not show (since, device, token),
+	// which it keeps as hidden fields.
+	Kept     url.Values
+	Filtered bool   // a filter other than the page is set
+	Older    string // URL of the next (older) page, "" on the last
+	Newest   string // URL of the first page, "" on it
 }
 
 func (e *Exchange) uiAudit(w http.ResponseWriter, r *http.Request, who actor) error {
-	ctx := r.Context()
-	entries, err := e.store.Audit(ctx, who.org.ID, auditPageSize)
+	q, err := parseAuditQuery(r.URL.Query())
 	if err != nil {
-		return fmt.Errorf("read audit log: %w", err)
+		return err
 	}
-	// The first organisation is the exchange operator's: it also sees the
-	// attempts that belong to no organisation (unknown tokens).
-	orgs, err := e.store.Organisations(ctx)
+	entries, next, err := e.auditPage(r.Context(), who.org, q)
 	if err != nil {
-		return fmt.Errorf("read audit log: %w", err)
+		return err
 	}
-	if len(orgs) > 0 && orgs[0].ID == who.org.ID {
-		more, err := e.store.Audit(ctx, "", auditPageSize)
-		if err != nil {
-			return fmt.Errorf("read audit log: %w", err)
+	link := func(before string) string {
+		v := exchangeclient.AuditQuery{Since: q.since, Action: q.action, Outcome: q.outcome, Device: q.device,
+			Token: q.token, Before: before}.Values()
+		if q.limit != auditDefaultLimit {
+			v.Set("limit", strconv.Itoa(q.limit))
 		}
-		entries = append(entries, more...)
-		slices.SortFunc(entries, func(a, b registry.AuditEntry) int { return int(b.ID - a.ID) })
-		entries = entries[:min(len(entries), auditPageSize)]
+		if len(v) == 0 {
+			return "/audit"
+		}
+		return "/audit?" + v.Encode()
 	}
-	e.ui.Render(w, r, http.StatusOK, "audit.html", web.PageData{Title: "Audit Log", Data: auditPage{Entries: entries, Limit: auditPageSize}})
+	p := auditPage{Entries: entries, Actions: auditActions, Outcomes: []string{registry.OutcomeSuccess, registry.OutcomeFailure},
+		Action: q.action, Outcome: q.outcome,
+		Kept:     exchangeclient.AuditQuery{Since: q.since, Device: q.device, Token: q.token}.Values(),
+		Filtered: !q.since.IsZero() || q.action != "" || q.outcome != "" || q.device != "" || q.token != ""}
+	if next != "" {
+		p.Older = link(next)
+	}
+	if q.before != 0 {
+		p.Newest = link("")
+	}
+	e.ui.Render(w, r, http.StatusOK, "audit.html", web.PageData{Title: "Audit Log", Data: p})
 	return nil
 }
 

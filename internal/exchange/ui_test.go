@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/sightline/sightline/internal/exchange/registry"
 )
 
@@ -139,5 +141,132 @@ func TestUI(t *testing.T) {
 	}
 	if org := x.org(t, "Default"); !org.ThreatResponse {
 		t.Errorf("a forged form changed the Threat Response switch")
+	}
+}
+
+// auditRows returns the cells of the Audit Log table's rows, as text.
+func auditRows(page string) [][]string {
+	body, _, _ := strings.Cut(page, "</tbody>")
+	_, body, _ = strings.Cut(body, "<tbody>")
+	tag := regexp.MustCompile(`<[^>]+>`)
+	var rows [][]string
+	for _, tr := range regexp.MustCompile(`(?s)<tr>(.*?)</tr>`).FindAllStringSubmatch(body, -1) {
+		var cells []string
+		for _, td := range regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`).FindAllStringSubmatch(tr[1], -1) {
+			cells = append(cells, html.UnescapeString(strings.TrimSpace(tag.ReplaceAllString(td[1], ""))))
+		}
+		rows = append(rows, cells)
+	}
+	return rows
+}
+
+// TestUIAudit: the Audit Log page shows each entry's reason code, filters
+// by action and outcome, and pages, through the same query as the API.
+func TestUIAudit(t *testing.T) {
+	t.Parallel()
+	x := startExchange(t, nil)
+	ctx := t.Context()
+	a := x.token(t, 1)
+	b := x.token(t, 1)
+	if err := x.admin.TokenRevoke(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, token := range []string{b.Token, strings.Repeat("0", 32), "not-a-token"} {
+		if _, err := x.anon.Register(ctx, registration(token, "gw-refused")); err == nil {
+			t.Fatalf("Register(%s) succeeded, want a refusal", token)
+		}
+	}
+	x.register(t, a.Token, "gw1")
+
+	br := newBrowser(t, x.url)
+	br.do("GET", "/audit", nil) // the sign-in form
+	if status, _ := br.do("POST", "/login", url.Values{"username": {"admin"}, "passphrase": {adminPass}, "next": {"/audit"}}); status != http.StatusOK {
+		t.Fatalf("sign-in = %d, want 200", status)
+	}
+	// columns: time, actor, source, action, target, outcome, reason, detail
+	summary := func(rows [][]string) []string {
+		var out []string
+		for _, r := range rows {
+			if len(r) != 8 {
+				t.Fatalf("Audit Log row %q has %d cells, want 8", r, len(r))
+			}
+			out = append(out, strings.TrimSpace(r[3]+" "+r[5]+" "+r[6]))
+		}
+		return out
+	}
+	all := []string{
+		"device.register success",
+		"device.register failure token_malformed",
+		"device.register failure token_unknown",
+		"device.register failure token_revoked",
+		"token.revoke success",
+		"token.create success",
+		"token.create success",
+	}
+	tests := []struct {
+		query string
+		want  []string
+	}{
+		{"", all},
+		{"?outcome=failure", all[1:4]},
+		{"?action=token.create", all[5:]},
+		{"?action=device.register&outcome=success", all[:1]},
+		{"?action=device.delete", nil},
+	}
+	for _, tt := range tests {
+		t.Run("filter"+tt.query, func(t *testing.T) {
+			status, page := br.do("GET", "/audit"+tt.query, nil)
+			if status != http.StatusOK {
+				t.Fatalf("GET /audit%s = %d, want 200", tt.query, status)
+			}
+			if diff := cmp.Diff(tt.want, summary(auditRows(page))); diff != "" {
+				t.Errorf("GET /audit%s rows mismatch (-want +got):\n%s", tt.query, diff)
+			}
+			for _, want := range []string{`<th scope="col">Reason</th>`, `<select id="action" name="action">`, `<select id="outcome" name="outcome">`} {
+				if tt.want == nil && strings.HasPrefix(want, "<th") {
+					continue // no table
+				}
+				if !strings.Contains(page, want) {
+					t.Errorf("GET /audit%s lacks %s", tt.query, want)
+				}
+			}
+		})
+	}
+	if _, page := br.do("GET", "/audit?outcome=failure", nil); !strings.Contains(page, `<option value="failure" selected>failure</option>`) {
+		t.Errorf("GET /audit?outcome=failure: want the outcome filter showing failure")
+	}
+	// Filters the form does not show are kept in it.
+	if _, page := br.do("GET", "/audit?device=gw1", nil); !strings.Contains(page, `<input type="hidden" name="device" value="gw1">`) ||
+		!cmp.Equal(summary(auditRows(page)), all[:1]) {
+		t.Errorf("GET /audit?device=gw1: want gw1's registration only and the device kept in the form, got rows %q", summary(auditRows(page)))
+	}
+	if _, page := br.do("GET", "/audit?action=device.delete", nil); !strings.Contains(page, "No event matches these filters.") {
+		t.Errorf("GET /audit?action=device.delete: want the no-match message")
+	}
+
+	// Pages of 3 by the Older link, back by Newest.
+	older := regexp.MustCompile(`href="([^"]+)" rel="next">Older<`)
+	var walked []string
+	path := "/audit?limit=3"
+	for pages := 0; path != ""; pages++ {
+		if pages == 5 {
+			t.Fatalf("more than 4 pages of 3 for %d entries", len(all))
+		}
+		_, page := br.do("GET", path, nil)
+		walked = append(walked, summary(auditRows(page))...)
+		if pages > 0 && !strings.Contains(page, `href="/audit?limit=3" rel="first">Newest<`) {
+			t.Errorf("GET %s lacks the Newest link", path)
+		}
+		path = ""
+		if m := older.FindStringSubmatch(page); m != nil {
+			path = html.UnescapeString(m[1])
+		}
+	}
+	if diff := cmp.Diff(all, walked); diff != "" {
+		t.Errorf("walking the Audit Log by Older mismatch (-want +got):\n%s", diff)
+	}
+
+	if status, page := br.do("GET", "/audit?outcome=maybe", nil); status != http.StatusBadRequest || !strings.Contains(page, "want success or failure") {
+		t.Errorf("GET /audit?outcome=maybe = %d, want 400 naming the choices", status)
 	}
 }

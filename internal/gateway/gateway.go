@@ -142,6 +142,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if g.tracks, err = sqlite.OpenTracking(ctx, filepath.Join(o.DataDir, "tracking.db")); err != nil {
 		return nil, err
 	}
+	g.tracks.StartIndexer(logger)
 	g.closers = append(g.closers, g.tracks)
 	if g.spool, err = sqlite.OpenSpool(ctx, filepath.Join(o.DataDir, "spool.db")); err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Resolver:  resolver,
 		Logger:    logger.With("component", "smtpd"),
 	}
-	g.metrics = newMetrics(g.smtp, g.queue)
+	g.metrics = newMetrics(g.smtp, g.queue, g.tracks)
 	g.smtp.Queue = timedQueue{g.queue, g.metrics}
 
 	g.cloud = &connector.Connector{

@@ -406,7 +406,7 @@ func TestMetrics(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"sightline_smtp_accept_seconds_count 1", "sightline_smtp_messages_accepted_total 1", `sightline_queue_messages{state="depth"}`} {
+	for _, want := range []string{"sightline_smtp_accept_seconds_count 1", "sightline_smtp_messages_accepted_total 1", `sightline_queue_messages{state="depth"}`, "sightline_tracking_unindexed_messages "} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, b)
 		}

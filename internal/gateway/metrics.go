@@ -17,7 +17,13 @@ type metrics struct {
 	accept   prometheus.Histogram
 }
 
-func newMetrics(smtp *smtpd.Server, q *queue.Queue) *metrics {
+// unindexedCounter counts the tracking records waiting for the search
+// indexer (sqlite.TrackingStore).
+type unindexedCounter interface {
+	Unindexed(ctx context.Context) (int, error)
+}
+
+func newMetrics(smtp *smtpd.Server, q *queue.Queue, tracks unindexedCounter) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		accept: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -26,7 +32,19 @@ func newMetrics(smtp *smtpd.Server, q *queue.Queue) *metrics {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5},
 		}),
 	}
-	m.registry.MustRegister(m.accept, smtpCollector{smtp}, queueCollector{q})
+	unindexed := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sightline_tracking_unindexed_messages",
+		Help: "Tracking records saved but not yet in the substring (trigram) index; searches scan them meanwhile.",
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := tracks.Unindexed(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	m.registry.MustRegister(m.accept, unindexed, smtpCollector{smtp}, queueCollector{q})
 	return m
 }
 

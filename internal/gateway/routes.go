@@ -48,6 +48,7 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	}
 	api := tracking.NewAPI(g.tracks, g.info, g.logger)
 	search := tracking.NewSearchAPI(g.tracks, g.info, g.logger)
+	records := tracking.NewRecordsAPI(g.tracks, g.info, g.logger)
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /esa/api/v2.0/login", g.apiAuth.login)
@@ -55,6 +56,7 @@ func (g *Gateway) routes(ctx context.Context) (http.Handler, error) {
 	mux.Handle("OPTIONS /esa/api/v2.0/", api)
 	mux.Handle("/esa/api/v2.0/", g.apiAuth.require(api))
 	mux.Handle("GET /api/v1/messages", g.apiAuth.require(search))
+	mux.Handle("GET /api/v1/tracking/records", g.apiAuth.require(records))
 	admin := func(h http.HandlerFunc) http.Handler { return g.apiAuth.require(h) }
 	mux.Handle("GET /api/v1/config", admin(g.writeConfig))
 	mux.Handle("PUT /api/v1/config", admin(g.putConfig))

@@ -46,17 +46,20 @@ type Message struct {
 	// Envelope and headers.
 	Sender       string // envelope sender
 	SenderDomain string
-	HeaderFrom   string // address of the From header
-	FriendlyFrom string // the From header as written, display name included
-	ReplyTo      string // "" when none
-	Subject      string // decoded subject on injection
-	FinalSubject string // after any tagging; equals Subject when untouched
-	MessageID    string // Message-ID header with its angle brackets
+	HeaderFrom   string   // address of the From header
+	FriendlyFrom string   // the From header as written, display name included
+	ReplyTo      string   // "" when none
+	HeaderTo     []string // addresses of the To header
+	HeaderCc     []string // addresses of the Cc header
+	Subject      string   // decoded subject on injection
+	FinalSubject string   // after any tagging; equals Subject when untouched
+	MessageID    string   // Message-ID header with its angle brackets
 	Size         int64
 	BodySnippet  string // the first text of the body, for free-text search
 
 	Recipients  []Recipient
 	Attachments []Attachment
+	HasInline   bool // a part other than body text is shown inline (an image, say)
 	URLs        []string
 
 	// Verdicts.

@@ -179,23 +179,28 @@ func searchBody(page SearchPage, loc *time.Location) searchResponse {
 		resp.NextCursor = page.Next.String()
 	}
 	for _, m := range page.Messages {
-		sm := searchMessage{
-			MID: m.MID, ICID: m.ICID, InjectedAt: m.InjectedAt.In(loc).Format(time.RFC3339Nano), Direction: m.Direction,
-			Sender: m.Sender, From: m.FriendlyFrom, ReplyTo: m.ReplyTo, Subject: m.Subject,
-			Status: orDefault(m.Status, StatusInProgress), Size: m.Size, SenderIP: m.SenderIP, ReverseDNS: m.ReverseDNS,
-			HELO: m.HELO, SenderGroup: m.SenderGroup, MessageID: m.MessageID, URLs: nonNil(m.URLs),
-			VerdictChart: m.VerdictChart, ThreatName: m.ThreatName, SPF: m.SPF, DKIM: m.DKIM, DMARC: m.DMARC,
-			Quarantine: m.Quarantine,
-			Recipients: make([]searchRecipient, 0, len(m.Recipients)), Attachments: make([]searchAttachment, 0, len(m.Attachments)),
-		}
-		for _, rc := range m.Recipients {
-			sm.Recipients = append(sm.Recipients, searchRecipient{Address: rc.Address, Status: rc.Status})
-		}
-		for _, at := range m.Attachments {
-			sm.Attachments = append(sm.Attachments, searchAttachment{Name: at.Name, Type: at.Type, Size: at.Size,
-				SHA256: at.SHA256, SHA1: at.SHA1, MD5: at.MD5})
-		}
-		resp.Messages = append(resp.Messages, sm)
+		resp.Messages = append(resp.Messages, searchMessageOf(m, loc))
 	}
 	return resp
+}
+
+// searchMessageOf is m as a search result shows it, times in loc.
+func searchMessageOf(m *Message, loc *time.Location) searchMessage {
+	sm := searchMessage{
+		MID: m.MID, ICID: m.ICID, InjectedAt: m.InjectedAt.In(loc).Format(time.RFC3339Nano), Direction: m.Direction,
+		Sender: m.Sender, From: m.FriendlyFrom, ReplyTo: m.ReplyTo, Subject: m.Subject,
+		Status: orDefault(m.Status, StatusInProgress), Size: m.Size, SenderIP: m.SenderIP, ReverseDNS: m.ReverseDNS,
+		HELO: m.HELO, SenderGroup: m.SenderGroup, MessageID: m.MessageID, URLs: nonNil(m.URLs),
+		VerdictChart: m.VerdictChart, ThreatName: m.ThreatName, SPF: m.SPF, DKIM: m.DKIM, DMARC: m.DMARC,
+		Quarantine: m.Quarantine,
+		Recipients: make([]searchRecipient, 0, len(m.Recipients)), Attachments: make([]searchAttachment, 0, len(m.Attachments)),
+	}
+	for _, rc := range m.Recipients {
+		sm.Recipients = append(sm.Recipients, searchRecipient{Address: rc.Address, Status: rc.Status})
+	}
+	for _, at := range m.Attachments {
+		sm.Attachments = append(sm.Attachments, searchAttachment{Name: at.Name, Type: at.Type, Size: at.Size,
+			SHA256: at.SHA256, SHA1: at.SHA1, MD5: at.MD5})
+	}
+	return sm
 }

@@ -73,6 +73,9 @@ func NewRenderer(cfg Config) (*Renderer, error) {
 	if cfg.Sessions == nil {
 		return nil, errors.New("web: renderer without sessions")
 	}
+	if err := cfg.Nav.check(); err != nil {
+		return nil, err
+	}
 	if cfg.Product == "" {
 		cfg.Product = "Sightline"
 	}
@@ -218,15 +221,48 @@ type view struct {
 	LogoutPath    string
 }
 
+// menuSection is a Section as the layout shows it. Active marks the section
+// of the page shown; Current marks a link (a section's or an item's) that
+// opens the page shown, for aria-current.
 type menuSection struct {
-	Title  string
-	Active bool
-	Items  []menuItem
+	Title, Path, Icon string
+	Active, Current   bool
+	Items             []menuItem
 }
 
 type menuItem struct {
 	Label, Path string
-	Active      bool
+	Current     bool
+}
+
+// menu returns nav as the layout shows it for the page at path, and the
+// breadcrumb: the title of the active drop-down or icon menu, else of the
+// active link.
+func menu(nav Nav, path string) ([]menuSection, string) {
+	cur := nav.current(path)
+	out := make([]menuSection, 0, len(nav))
+	var crumb, linkCrumb string
+	for _, sec := range nav {
+		m := menuSection{Title: sec.Title, Path: sec.Path, Icon: sec.Icon, Current: cur != "" && sec.Path == cur}
+		m.Active = m.Current
+		for _, it := range sec.Items {
+			c := cur != "" && it.Path == cur
+			m.Items = append(m.Items, menuItem{Label: it.Label, Path: it.Path, Current: c})
+			m.Active = m.Active || c
+		}
+		switch {
+		case !m.Active:
+		case sec.Path == "" && crumb == "":
+			crumb = sec.Title
+		case sec.Path != "" && linkCrumb == "":
+			linkCrumb = sec.Title
+		}
+		out = append(out, m)
+	}
+	if crumb == "" {
+		crumb = linkCrumb
+	}
+	return out, crumb
 }
 
 // Render writes page inside the layout with the given status. Unset parts of
@@ -259,17 +295,7 @@ func (rd *Renderer) Render(w http.ResponseWriter, r *http.Request, status int, p
 	v := view{PageData: data, Page: strings.TrimSuffix(page, ".html"), Product: rd.cfg.Product, Role: rd.cfg.Role,
 		CommitPath: rd.cfg.CommitPath, ClearPath: rd.cfg.ClearPath, LogoutPath: rd.cfg.LogoutPath}
 	if data.User != nil {
-		si, ii := data.Nav.active(r.URL.Path)
-		for i, sec := range data.Nav {
-			m := menuSection{Title: sec.Title, Active: i == si}
-			for j, it := range sec.Items {
-				m.Items = append(m.Items, menuItem{Label: it.Label, Path: it.Path, Active: i == si && j == ii})
-			}
-			if m.Active {
-				v.Section = sec.Title
-			}
-			v.Menu = append(v.Menu, m)
-		}
+		v.Menu, v.Section = menu(data.Nav, r.URL.Path)
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {

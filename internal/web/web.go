@@ -8,7 +8,11 @@
 // mounted outside the CSRF middleware: they carry no form token.
 package web
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Item is one entry of a navigation section: a label and the path it opens.
 type Item struct {
@@ -16,32 +20,64 @@ type Item struct {
 	Path  string
 }
 
-// Section is one drop-down of the top navigation, e.g. "Monitor".
+// IconGear is the Section.Icon of a settings menu: a gear.
+const IconGear = "gear"
+
+// icons are the names Section.Icon may take.
+var icons = map[string]bool{IconGear: true}
+
+// Section is one entry of the top navigation. It takes one of three forms:
+//
+//   - a drop-down titled Title that lists Items, e.g. "Monitor";
+//   - a plain link to Path when Path is set (Items must then be empty),
+//     e.g. the console's "Investigate";
+//   - an icon button when Icon is set (IconGear), shown beside the signed-in
+//     user with Title as its accessible name, that opens Items, e.g. the
+//     console's Settings gear.
 type Section struct {
 	Title string
+	Path  string
+	Icon  string
 	Items []Item
 }
 
 // Nav is a role's whole navigation, in display order.
 type Nav []Section
 
-// active returns the section and item index whose Path is the longest prefix
-// of path (at a "/" boundary), or -1, -1 when none matches.
-func (n Nav) active(path string) (section, item int) {
-	section, item = -1, -1
-	best := 0
-	for i, s := range n {
-		for j, it := range s.Items {
-			p := it.Path
-			if p == "" || len(p) <= best {
-				continue
-			}
-			if path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/") {
-				section, item, best = i, j, len(p)
-			}
+// check reports a section that mixes forms or names an unknown icon.
+func (n Nav) check() error {
+	for _, s := range n {
+		switch {
+		case s.Title == "":
+			return errors.New("web: a navigation section without a title")
+		case s.Path != "" && (len(s.Items) > 0 || s.Icon != ""):
+			return fmt.Errorf("web: navigation section %q is a link and a menu", s.Title)
+		case s.Path == "" && len(s.Items) == 0:
+			return fmt.Errorf("web: navigation section %q has neither a path nor items", s.Title)
+		case s.Icon != "" && !icons[s.Icon]:
+			return fmt.Errorf("web: navigation section %q has an unknown icon %q", s.Title, s.Icon)
 		}
 	}
-	return section, item
+	return nil
+}
+
+// current returns the path, among the sections' and items' paths, that
+// names the page at path: the longest that equals path or is a prefix of it
+// at a "/" boundary. It returns "" when none does.
+func (n Nav) current(path string) string {
+	best := ""
+	match := func(p string) {
+		if p != "" && len(p) > len(best) && (path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")) {
+			best = p
+		}
+	}
+	for _, s := range n {
+		match(s.Path)
+		for _, it := range s.Items {
+			match(it.Path)
+		}
+	}
+	return best
 }
 
 // User is a signed-in person as the shell shows them.

@@ -38,6 +38,13 @@ type shell struct {
 
 func newShell(t *testing.T) *shell {
 	t.Helper()
+	return newShellNav(t, testNav)
+}
+
+// newShellNav is newShell with another navigation; every path of nav that
+// the shell does not serve otherwise renders the home page.
+func newShellNav(t *testing.T, nav Nav) *shell {
+	t.Helper()
 	sh := &shell{now: time.Date(2026, 1, 10, 8, 0, 0, 0, time.UTC)}
 	s, err := NewSessions("sl_test", testKey)
 	if err != nil {
@@ -46,7 +53,7 @@ func newShell(t *testing.T) *shell {
 	s.now = func() time.Time { return sh.now }
 	sh.sessions = s
 	rd, err := NewRenderer(Config{
-		Role: "Email Gateway", Nav: testNav, Pages: os.DirFS("testdata/pages"), Sessions: s,
+		Role: "Email Gateway", Nav: nav, Pages: os.DirFS("testdata/pages"), Sessions: s,
 		Pending: func(*http.Request) bool { return sh.pending },
 	})
 	if err != nil {
@@ -75,6 +82,18 @@ func newShell(t *testing.T) *shell {
 		s.AddFlash(w, r, Flash{Kind: FlashSuccess, Message: "Your changes have been committed."})
 		fmt.Fprintf(w, "ok %s", sess.User.Name)
 	})
+	home := func(w http.ResponseWriter, r *http.Request) {
+		rd.Render(w, r, http.StatusOK, "home.html", PageData{Title: "Home", Data: r.URL.Path})
+	}
+	served := map[string]bool{"": true, "/monitor/tracking": true}
+	for _, sec := range nav {
+		for _, p := range append([]string{sec.Path}, itemPaths(sec.Items)...) {
+			if !served[p] {
+				app.HandleFunc("GET "+p, home)
+				served[p] = true
+			}
+		}
+	}
 	app.HandleFunc("/", rd.NotFound)
 	mux.Handle("/", s.RequireUser(app))
 	sh.srv = httptest.NewServer(rd.CSRF(mux))

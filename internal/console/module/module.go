@@ -20,7 +20,15 @@ const (
 	RouteRefer              = "refer/observables"
 	RouteRespondObservables = "respond/observables"
 	RouteRespondTrigger     = "respond/trigger"
+	RouteTiles              = "tiles"
+	RouteTile               = "tiles/tile"
+	RouteTileData           = "tiles/tile-data"
 )
+
+// Routes lists every route a module type may name in supported-apis, in
+// the order of relay-api.md §1.
+var Routes = []string{RouteHealth, RouteObserve, RouteDeliberate, RouteRefer, RouteRespondObservables,
+	RouteRespondTrigger, RouteTiles, RouteTile, RouteTileData}
 
 // Data is a module's answer to observe or deliberate: CTIM plurals
 // ("sightings", "verdicts", "judgements", …) each shaped {"count": n, "docs": […]},
@@ -68,6 +76,33 @@ type Module interface {
 	// RespondTrigger runs action actionID; params holds observable_type,
 	// observable_value and the action's query parameters.
 	RespondTrigger(ctx context.Context, actionID string, params map[string]string) ([]Error, error)
+}
+
+// Tile is a dashboard tile a module defines (relay-api.md §4.5).
+type Tile struct {
+	ID               string   `json:"id"`
+	Type             string   `json:"type"` // metric_group, markdown, horizontal_bar_chart, vertical_bar_chart, …
+	Title            string   `json:"title"`
+	ShortDescription string   `json:"short_description,omitempty"`
+	Description      string   `json:"description,omitempty"`
+	Periods          []string `json:"periods,omitempty"` // last_hour, last_24_hours, …
+	Tags             []string `json:"tags,omitempty"`
+}
+
+// Tiler is implemented by modules that serve dashboard tiles: the routes
+// tiles, tiles/tile and tiles/tile-data. Like Module's methods, a non-nil
+// error is a transport failure, errors the module reports come back in
+// the []Error, and a route the module does not support is an error without
+// any call.
+type Tiler interface {
+	// Tiles lists the module's tiles.
+	Tiles(ctx context.Context) ([]Tile, []Error, error)
+	// Tile returns the definition of one tile.
+	Tile(ctx context.Context, tileID string) (Tile, []Error, error)
+	// TileData returns a tile's data for a period: the object of
+	// relay-api.md §4.5 (valid_time, observed_time, cache_scope, period,
+	// data and the type's own keys), as the module sent it.
+	TileData(ctx context.Context, tileID, period string) (json.RawMessage, []Error, error)
 }
 
 // Kinds of module instance.

@@ -4,7 +4,9 @@
 // implementation (SQLite, PostgreSQL) satisfies.
 //
 // Client secrets never reach a Store: only their SHA-256 hashes do (see
-// Hash). Passwords arrive bcrypt-hashed. Everything but signing keys belongs
+// Hash). Passwords arrive bcrypt-hashed. Other secrets (exchange API keys,
+// module credentials) arrive sealed by the console, which alone holds the
+// key that opens them. Everything but signing keys belongs
 // to one organisation, and every method that reads or changes it takes the
 // organisation's id, so one organisation never sees another's records.
 package records
@@ -35,8 +37,8 @@ type Organisation struct {
 	ID   string // UUID
 	Name string // unique
 	// ExchangeKey is the organisation API key the console uses with the
-	// exchange to list the organisation's devices and reach them; "" when
-	// none is configured.
+	// exchange to list the organisation's devices and reach them, sealed by
+	// the console (a Store keeps it as given); "" when none is configured.
 	ExchangeKey string
 	CreatedAt   time.Time
 }
@@ -78,6 +80,18 @@ type Instance struct {
 	UpdatedAt time.Time
 }
 
+// ModuleType is a third-party module type an organisation registered: the
+// relay-api.md §6 record, as JSON the console validated, with its secrets
+// (configuration-token-key) sealed.
+type ModuleType struct {
+	ID        string // UUID, the module_type_id of its instances
+	OrgID     string
+	Title     string // unique in the organisation
+	Record    json.RawMessage
+	CreatedAt time.Time
+	CreatedBy string
+}
+
 // Entity is one stored CTIM entity (sighting, judgement, casebook, incident).
 type Entity struct {
 	OrgID string
@@ -102,6 +116,8 @@ type Store interface {
 	CreateOrganisation(ctx context.Context, org Organisation) error
 	Organisation(ctx context.Context, id string) (Organisation, error)
 	OrganisationByName(ctx context.Context, name string) (Organisation, error)
+	// Organisations lists every organisation by name.
+	Organisations(ctx context.Context) ([]Organisation, error)
 	// SetExchangeKey sets the organisation's exchange API key.
 	SetExchangeKey(ctx context.Context, orgID, key string) error
 
@@ -143,6 +159,17 @@ type Store interface {
 	// UpdateInstance replaces name, enabled, settings and UpdatedAt.
 	UpdateInstance(ctx context.Context, in Instance) error
 	DeleteInstance(ctx context.Context, orgID, id string) error
+
+	// CreateModuleType adds a module type (ID unique, Title unique in its
+	// organisation).
+	CreateModuleType(ctx context.Context, t ModuleType) error
+	ModuleType(ctx context.Context, orgID, id string) (ModuleType, error)
+	// ModuleTypes lists an organisation's module types by title.
+	ModuleTypes(ctx context.Context, orgID string) ([]ModuleType, error)
+	// DeleteModuleType removes a module type; while an instance of the
+	// organisation has it as its type, the type stays and the error is a
+	// Conflict.
+	DeleteModuleType(ctx context.Context, orgID, id string) error
 
 	// CreateEntity stores e at Version 1 (e.Version is ignored).
 	CreateEntity(ctx context.Context, e Entity) error

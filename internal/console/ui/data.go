@@ -210,6 +210,15 @@ type Module struct {
 	HasSecret      bool   // set by the core when a secret is stored
 	SupportedAPIs  []string
 	TimeoutSeconds int
+
+	// A relay module of a registered module type (Typed; TypeID is the
+	// type, TypeName its title) is configured by the values of the type's
+	// fields, by key, as the form sends them. Secret values are write-only:
+	// the core never returns them, an empty one on update keeps the stored
+	// value, and SecretsSet names the fields that have one.
+	Typed      bool
+	Values     map[string]string
+	SecretsSet []string
 }
 
 // Health is the outcome of a module's health check.
@@ -252,4 +261,122 @@ type APIClients interface {
 	// returns it with its secret.
 	CreateClient(ctx context.Context, org, name, by string, scopes []string) (APIClient, error)
 	RevokeClient(ctx context.Context, org, id string) error
+}
+
+// ModuleType is a kind of module an instance can be added of: a built-in
+// type or one the organisation registered (relay-api.md §6).
+type ModuleType struct {
+	ID               string
+	Kind             string // KindESA, KindSMA, KindRelay; another kind cannot be added here
+	Title            string
+	DefaultName      string
+	ShortDescription string
+	Description      string
+	BuiltIn          bool
+	// Available is false when instances cannot be added; Unavailable says
+	// why.
+	Available   bool
+	Unavailable string
+	// Fields are the type's configuration_spec: the settings of each
+	// instance of a registered type.
+	Fields        []TypeField
+	Capabilities  []string
+	URL           string   // the module's URL, when the type fixes it
+	SupportedAPIs []string // the routes the console may call
+	AuthType      string   // configuration-token or bearer
+	Created       time.Time
+	CreatedBy     string
+}
+
+// TypeField is one field of a module type's configuration_spec.
+type TypeField struct {
+	Key      string
+	Type     string // string, password, api_key, integer, boolean, options, file, remote or device
+	Label    string
+	Tooltip  string
+	Group    string
+	Required bool
+	Default  string // the default value as the form shows it
+	Options  []FieldOption
+}
+
+// FieldOption is one choice of an options field.
+type FieldOption struct{ Value, Label string }
+
+// ModuleTypes lists and registers module types.
+type ModuleTypes interface {
+	// ModuleTypes lists the built-in types, then the organisation's.
+	ModuleTypes(ctx context.Context, org string) ([]ModuleType, error)
+	ModuleType(ctx context.Context, org, id string) (ModuleType, error)
+	// RegisterModuleType checks a module type record (JSON, relay-api.md
+	// §6) and stores it; an Invalid error names every offending field.
+	RegisterModuleType(ctx context.Context, org, by string, record []byte) (ModuleType, error)
+	// DeleteModuleType removes a registered type; a type that instances
+	// use is a Conflict.
+	DeleteModuleType(ctx context.Context, org, id string) error
+}
+
+// ExchangeStatus is how the organisation reaches the paired exchange.
+type ExchangeStatus struct {
+	URL            string // the exchange's API; "" when the console has none
+	KeySet         bool   // the organisation has an API key
+	Reachable      bool   // the exchange accepted the key just now
+	ThreatResponse bool
+	Problem        string // why it is not reachable
+}
+
+// ExchangeKeys manages the organisation's exchange API key, which the
+// modules of the organisation use to reach its devices.
+type ExchangeKeys interface {
+	ExchangeStatus(ctx context.Context, org string) (ExchangeStatus, error)
+	// SetExchangeKey stores the key (write-only).
+	SetExchangeKey(ctx context.Context, org, key string) error
+}
+
+// TilePeriods are the periods of tile data (relay-api.md §4.5), shortest
+// first.
+var TilePeriods = []string{"last_hour", "last_24_hours", "last_7_days", "last_30_days", "last_60_days", "last_90_days"}
+
+// DefaultTilePeriod is the period a dashboard shows first.
+const DefaultTilePeriod = "last_24_hours"
+
+// Dashboard is the tiles of the organisation's modules.
+type Dashboard struct {
+	Period  string
+	Modules []DashboardModule
+}
+
+// DashboardModule is one module instance's tiles, or the errors that kept
+// them from being listed.
+type DashboardModule struct {
+	Module     string // instance name
+	TypeName   string
+	InstanceID string
+	Tiles      []TileResult
+	Errors     []module.Error
+}
+
+// TileResult is one tile with its data, or the errors that kept the data
+// from being read.
+type TileResult struct {
+	Tile module.Tile
+	// Period is the period of Data: the one asked for, or the tile's first
+	// when it does not offer that one.
+	Period string
+	// Data is the object of POST /tiles/tile-data (valid_time, period,
+	// data, keys…), as the module sent it; nil when it failed.
+	Data   json.RawMessage
+	Errors []module.Error
+}
+
+// Dashboards reads the tiles of the organisation's modules: those whose
+// type lists the tiles route. A module or a tile that fails is an entry
+// with Errors beside the others, never an error of the call.
+type Dashboards interface {
+	// Dashboard lists every tile of every enabled module that serves
+	// tiles, each with its data for period.
+	Dashboard(ctx context.Context, org, period string) (Dashboard, error)
+	// Tile reads one tile of one module instance (its definition, then its
+	// data for period); an unknown instance is NotFound.
+	Tile(ctx context.Context, org, instanceID, tileID, period string) (DashboardModule, error)
 }

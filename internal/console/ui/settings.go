@@ -43,6 +43,9 @@ var relayRoutes = []struct{ Route, Label string }{
 	{module.RouteRefer, "Refer (pivots)"},
 	{module.RouteRespondObservables, "Respond: list actions"},
 	{module.RouteRespondTrigger, "Respond: trigger actions"},
+	{module.RouteTiles, "Tiles: list (Dashboard)"},
+	{module.RouteTile, "Tiles: one tile"},
+	{module.RouteTileData, "Tiles: tile data"},
 }
 
 // Limits of the module form.
@@ -114,16 +117,6 @@ func (u *UI) modules(w http.ResponseWriter, r *http.Request, me Account) {
 	u.render(w, r, http.StatusOK, "modules.html", "Modules", d)
 }
 
-type moduleTypesPage struct {
-	settingsBase
-	Kinds []moduleKind
-}
-
-func (u *UI) moduleTypes(w http.ResponseWriter, r *http.Request, me Account) {
-	u.render(w, r, http.StatusOK, "moduletypes.html", "Available Modules",
-		moduleTypesPage{settingsBase: newSettings(me, "/settings/modules"), Kinds: moduleKinds})
-}
-
 // moduleForm is the data of moduleform.html.
 type moduleForm struct {
 	settingsBase
@@ -139,6 +132,9 @@ type moduleForm struct {
 	ExchangeURL string
 	Routes      []routeOption
 	Problem     string
+	// A module of a registered type: the type and its fields.
+	Type   *ModuleType
+	Fields []typedField
 }
 
 type routeOption struct {
@@ -177,11 +173,34 @@ func (u *UI) renderModuleForm(w http.ResponseWriter, r *http.Request, me Account
 	}
 	d := moduleForm{settingsBase: newSettings(me, "/settings/modules"), New: isNew, Kind: k, M: m,
 		Timeframe: strconv.Itoa(m.TimeframeDays), Timeout: strconv.Itoa(m.TimeoutSeconds), ExchangeURL: u.cfg.ExchangeURL, Problem: problem}
-	if m.Kind == KindRelay {
+	var typeErr error
+	if m.Typed {
+		t, err := u.moduleType(r, me, m)
+		if err == nil {
+			d.Type, d.Fields = &t, typedFields(t, m)
+			k.Name, d.Kind.Name = t.Title, t.Title
+		}
+		typeErr = err
+	}
+	switch {
+	case typeErr != nil:
+		u.rd.Error(w, r, typeErr)
+		return
+	case m.Typed:
+		for _, f := range d.Fields {
+			if f.Type == "device" && d.Devices == nil && d.DeviceError == "" {
+				if devs, err := u.deviceList(r, me); err != nil {
+					d.DeviceError = sightline.ErrorMessage(err)
+				} else {
+					d.Devices = devs.Devices
+				}
+			}
+		}
+	case m.Kind == KindRelay:
 		for _, rt := range relayRoutes {
 			d.Routes = append(d.Routes, routeOption{Route: rt.Route, Label: rt.Label, Checked: contains(m.SupportedAPIs, rt.Route)})
 		}
-	} else {
+	default:
 		switch devs, err := u.deviceList(r, me); {
 		case err != nil:
 			d.DeviceError = sightline.ErrorMessage(err)
@@ -236,6 +255,9 @@ func parseModule(r *http.Request, m *Module, isNew bool) error {
 		return n, nil
 	}
 	var err error
+	if m.Typed {
+		return nil // the type's fields: parseTyped
+	}
 	if m.Kind != KindRelay {
 		m.DeviceID = strings.TrimSpace(r.PostFormValue("device_id"))
 		if m.DeviceID == "" {
@@ -283,7 +305,21 @@ func (u *UI) createModule(w http.ResponseWriter, r *http.Request, me Account) {
 		return
 	}
 	m := Module{Kind: k.Kind}
-	err := parseModule(r, &m, true)
+	var err error
+	if typeID := r.PostFormValue("type_id"); k.Kind == KindRelay && typeID != "" {
+		var t ModuleType
+		m.TypeID, m.Typed = typeID, true
+		if t, err = u.moduleType(r, me, m); err != nil {
+			u.failed(w, r, "/settings/modules/new", err)
+			return
+		}
+		m.TypeName = t.Title
+		if err = parseModule(r, &m, true); err == nil {
+			err = parseTyped(r, t, &m, true)
+		}
+	} else {
+		err = parseModule(r, &m, true)
+	}
 	if err == nil {
 		var created Module
 		if created, err = u.cfg.Modules.CreateModule(r.Context(), me.Org, m); err == nil {
@@ -304,6 +340,12 @@ func (u *UI) updateModule(w http.ResponseWriter, r *http.Request, me Account) {
 		return
 	}
 	err = parseModule(r, &m, false)
+	if err == nil && m.Typed {
+		var t ModuleType
+		if t, err = u.moduleType(r, me, m); err == nil {
+			err = parseTyped(r, t, &m, false)
+		}
+	}
 	if err == nil {
 		err = u.cfg.Modules.UpdateModule(r.Context(), me.Org, m)
 	}
@@ -346,10 +388,21 @@ type devicesPage struct {
 	List        DeviceList
 	Error       string
 	ExchangeURL string
+	// The organisation's exchange API key: whether one is set (the key
+	// itself is write-only); nil when the console does not manage keys.
+	Exchange *ExchangeStatus
 }
 
 func (u *UI) devices(w http.ResponseWriter, r *http.Request, me Account) {
 	d := devicesPage{settingsBase: newSettings(me, "/settings/devices"), ExchangeURL: u.cfg.ExchangeURL}
+	if u.cfg.ExchangeKeys != nil {
+		st, err := u.cfg.ExchangeKeys.ExchangeStatus(r.Context(), me.Org)
+		if err != nil {
+			u.rd.Error(w, r, err)
+			return
+		}
+		d.Exchange = &st
+	}
 	list, err := u.deviceList(r, me)
 	switch sightline.ErrorKind(err) {
 	case "":

@@ -35,22 +35,19 @@ var consoleCSS []byte
 // shell's; pages link it with the cssURL template function.
 const cssPath = "/ui/console.css"
 
-// Nav is the console's navigation, with the CTR portal's labels.
+// Nav is the console's navigation, with the CTR portal's labels: a link
+// per page and, beside the user, the Settings gear.
 var Nav = web.Nav{
-	{Title: "Investigate", Items: []web.Item{
-		{Label: "Investigate", Path: "/investigate"},
-		{Label: "Snapshots", Path: "/snapshots"},
-	}},
-	{Title: "Incidents", Items: []web.Item{{Label: "Incidents", Path: "/incidents"}}},
-	{Title: "Intelligence", Items: []web.Item{{Label: "Judgements", Path: "/intelligence"}}},
-	{Title: "Modules", Items: []web.Item{
-		{Label: "Your Configurations", Path: "/settings/modules"},
-		{Label: "Add New Module", Path: "/settings/modules/new"},
-	}},
-	{Title: "Settings", Items: settingsItems},
+	{Title: "Dashboard", Path: "/dashboard"},
+	{Title: "Investigate", Path: "/investigate"},
+	{Title: "Snapshots", Path: "/snapshots"},
+	{Title: "Incidents", Path: "/incidents"},
+	{Title: "Intelligence", Path: "/intelligence"},
+	{Title: "Modules", Path: "/settings/modules"},
+	{Title: "Settings", Icon: web.IconGear, Items: settingsItems},
 }
 
-// settingsItems is the Settings menu and the Settings pages' sidebar.
+// settingsItems is the Settings gear's menu and the Settings pages' sidebar.
 var settingsItems = []web.Item{
 	{Label: "Your Account", Path: "/settings/account"},
 	{Label: "Devices", Path: "/settings/devices"},
@@ -78,6 +75,9 @@ type Config struct {
 	Modules      Modules
 	Devices      Devices
 	APIClients   APIClients
+	ModuleTypes  ModuleTypes  // nil: Available Modules offers the built-in kinds
+	ExchangeKeys ExchangeKeys // nil: Devices does not offer to set the key
+	Dashboards   Dashboards
 
 	// ExchangeURL is the exchange's web UI, the target of Manage Devices
 	// and of the Threat Response off message; "" hides those links.
@@ -188,6 +188,9 @@ func (u *UI) Routes() http.Handler {
 	mux.Handle("GET /settings/modules/{id}", admin(u.editModule))
 	mux.Handle("POST /settings/modules/{id}", admin(u.updateModule))
 	mux.Handle("POST /settings/modules/{id}/delete", admin(u.deleteModule))
+
+	u.typeRoutes(mux, admin)
+	u.dashboardRoutes(mux, view)
 
 	mux.Handle("GET /settings", view(func(w http.ResponseWriter, r *http.Request, _ Account) {
 		http.Redirect(w, r, "/settings/account", http.StatusSeeOther)

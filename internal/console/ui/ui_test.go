@@ -109,8 +109,9 @@ func TestInvestigateResults(t *testing.T) {
 		t.Errorf("modules panel = %q, want esa03 with its sighting and Abuse Feed with its timeout", got)
 	}
 
-	// The relations graph draws the message and what it relates.
-	svg := find(doc, byTag("svg"))
+	// The relations graph draws the message and what it relates; it is the
+	// page's only picture (the Settings gear is the top bar's).
+	svg := find(find(doc, byTag("main"))[0], byTag("svg"))
 	if len(svg) != 1 {
 		t.Fatalf("found %d svg, want the relations graph", len(svg))
 	}

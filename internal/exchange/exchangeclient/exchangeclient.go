@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,13 +105,50 @@ type ProxyRequest struct {
 	Query   string      `json:"query,omitempty"`   // raw query string, without "?"
 	Headers http.Header `json:"headers,omitempty"` // hop-by-hop headers are dropped
 	Body    []byte      `json:"body,omitempty"`    // base64 (standard encoding) in JSON
+	// BodyJSON is a JSON body as it is, in place of Body; set one or the
+	// other. Exchanges older than it ignore it: Client.Proxy sends Body.
+	BodyJSON json.RawMessage `json:"body_json,omitempty"`
+	// Raw asks the exchange to relay the device's answer as it is rather
+	// than as a ProxyResponse: its body as the body of the answer (served as
+	// application/octet-stream), its status in the DeviceStatusHeader and
+	// each of its headers prefixed by DeviceHeaderPrefix. Nothing is
+	// encoded or decoded on either side. Client.Proxy sets it.
+	Raw bool `json:"raw,omitempty"`
 }
+
+// Headers of a raw proxy answer (ProxyRequest.Raw).
+const (
+	DeviceStatusHeader = "Sightline-Device-Status"
+	DeviceHeaderPrefix = "Sightline-Device-Header-"
+)
 
 // ProxyResponse is the device's answer, relayed.
 type ProxyResponse struct {
 	Status  int         `json:"status"`
 	Headers http.Header `json:"headers"`
 	Body    []byte      `json:"body"` // base64 (standard encoding) in JSON
+}
+
+// readAnswer reads the answer to a proxy request: relayed as it is when the
+// exchange says so (ProxyRequest.Raw), else a ProxyResponse in JSON, as an
+// exchange older than raw answers sends it.
+func (p *ProxyResponse) readAnswer(resp *http.Response, body io.Reader) error {
+	status := resp.Header.Get(DeviceStatusHeader)
+	if status == "" {
+		return json.NewDecoder(body).Decode(p)
+	}
+	n, err := strconv.Atoi(status)
+	if err != nil || n < 100 || n > 999 {
+		return fmt.Errorf("%s %q is not an HTTP status", DeviceStatusHeader, status)
+	}
+	p.Status, p.Headers = n, http.Header{}
+	for name, vs := range resp.Header {
+		if name, ok := strings.CutPrefix(name, DeviceHeaderPrefix); ok && name != "" {
+			p.Headers[name] = vs
+		}
+	}
+	p.Body, err = io.ReadAll(body)
+	return err
 }
 
 // APIKey is an organisation API key; Key (the secret) is set only in the
@@ -220,10 +258,17 @@ func (c *Client) DeviceDelete(ctx context.Context, id string) error {
 }
 
 // Proxy sends req to the device's own API through its tunnel and returns
-// the device's answer, whatever its status. The exchange refuses with
-// Forbidden when the organisation has not enabled Threat Response, NotFound
-// for a device not of the organisation, Unavailable when it is offline.
+// the device's answer, whatever its status. It asks for the answer as it
+// is (ProxyRequest.Raw), which spares encoding the body in base64 and JSON
+// and decoding it. The exchange refuses with Forbidden when the
+// organisation has not enabled Threat Response, NotFound for a device not
+// of the organisation, Unavailable when it is offline.
 func (c *Client) Proxy(ctx context.Context, deviceID string, req ProxyRequest) (ProxyResponse, error) {
+	if len(req.BodyJSON) > 0 && len(req.Body) == 0 {
+		// An older exchange would drop body_json: send base64.
+		req.Body, req.BodyJSON = req.BodyJSON, nil
+	}
+	req.Raw = true
 	var out ProxyResponse
 	return out, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(deviceID)+"/proxy", nil, req, &out)
 }
@@ -292,7 +337,11 @@ func (c *Client) do(ctx context.Context, method, path string, auth func(*http.Re
 		io.Copy(io.Discard, r)
 		return nil
 	}
-	if err := json.NewDecoder(r).Decode(out); err != nil {
+	decode := func() error { return json.NewDecoder(r).Decode(out) }
+	if p, ok := out.(*ProxyResponse); ok {
+		decode = func() error { return p.readAnswer(resp, r) }
+	}
+	if err := decode(); err != nil {
 		return sightline.Wrap(sightline.Internal, err, fmt.Sprintf("the exchange's answer to %s %s is not valid JSON", method, path))
 	}
 	return nil

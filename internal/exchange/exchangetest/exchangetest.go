@@ -5,6 +5,7 @@ package exchangetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func TestStore(t *testing.T, open func(t *testing.T) registry.Store) {
 		{"Devices", testDevices},
 		{"Audit", testAudit},
 		{"Secret", testSecret},
+		{"Generation", testGeneration},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -325,31 +327,124 @@ func testDevices(t *testing.T, s registry.Store) {
 func testAudit(t *testing.T, s registry.Store) {
 	ctx := context.Background()
 	a, b := newOrg(t, s, "A"), newOrg(t, s, "B")
-	var want []registry.AuditEntry
-	for i := range 3 {
-		e := registry.AuditEntry{OrgID: a.ID, Time: t0.Add(time.Duration(i) * time.Second), Actor: "admin",
-			Source: "192.0.2.1", Action: registry.ActionTokenCreate, Target: fmt.Sprint(i), Outcome: registry.OutcomeSuccess, Detail: "1 device"}
+	tok := newToken(t, s, a, 5)
+	fp := tok.Hash[:16]
+	dev := uuid.NewString()
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	// The log, oldest first; Target names each entry. Entry 6 is recorded
+	// after 5 with an earlier time, as replicas whose clocks differ may.
+	log := []registry.AuditEntry{
+		{OrgID: a.ID, Time: at(0), Actor: "admin", Source: "192.0.2.1", Action: registry.ActionTokenCreate, Target: "a0",
+			Outcome: registry.OutcomeSuccess, Detail: "token for 5 devices", TokenID: tok.ID, TokenFingerprint: fp},
+		{OrgID: b.ID, Time: at(1), Actor: "bob", Action: registry.ActionTokenCreate, Target: "b1", Outcome: registry.OutcomeSuccess,
+			TokenID: "other-token", TokenFingerprint: "00000000000000ff"},
+		{Time: at(2), Actor: "device gw9", Action: registry.ActionRegister, Target: "none2", Outcome: registry.OutcomeFailure,
+			Detail: "unknown token", Reason: "token_unknown", TokenFingerprint: "0123456789abcdef", DeviceName: "gw9"},
+		{OrgID: a.ID, Time: at(3), Actor: "device GW1", Action: registry.ActionRegister, Target: "a3", Outcome: registry.OutcomeSuccess,
+			TokenID: tok.ID, TokenFingerprint: fp, DeviceID: dev, DeviceName: "GW1", DeviceVersion: "15.0.1-104"},
+		{OrgID: a.ID, Time: at(4), Actor: "device ÉSA", Action: registry.ActionRegister, Target: "a4", Outcome: registry.OutcomeFailure,
+			Reason: "version_below_minimum", TokenID: tok.ID, TokenFingerprint: fp, DeviceName: "ÉSA", DeviceVersion: "13.5", MinVersion: "14.0"},
+		{OrgID: a.ID, Time: at(10), Actor: "admin", Action: registry.ActionDeviceEdit, Target: "a5", Outcome: registry.OutcomeSuccess,
+			DeviceID: dev, DeviceName: "gw1"},
+		{OrgID: a.ID, Time: at(8), Actor: "admin", Action: registry.ActionTokenRevoke, Target: "a6", Outcome: registry.OutcomeSuccess,
+			TokenID: tok.ID, TokenFingerprint: fp},
+		{Time: at(11), Actor: "anonymous", Action: registry.ActionRegister, Target: "none7", Outcome: registry.OutcomeFailure,
+			Reason: "rate_limited"},
+		{OrgID: b.ID, Time: at(12), Actor: "device gw1", Action: registry.ActionRegister, Target: "b8", Outcome: registry.OutcomeSuccess,
+			DeviceID: uuid.NewString(), DeviceName: "gw1", TokenID: "other-token"},
+	}
+	for _, e := range log {
 		must(t, "AddAudit", s.AddAudit(ctx, e))
-		want = append([]registry.AuditEntry{e}, want...)
 	}
-	must(t, "AddAudit", s.AddAudit(ctx, registry.AuditEntry{OrgID: b.ID, Time: t0, Action: registry.ActionTokenRevoke}))
-	must(t, "AddAudit", s.AddAudit(ctx, registry.AuditEntry{Time: t0, Action: registry.ActionRegister,
-		Outcome: registry.OutcomeFailure, Detail: "unknown token"}))
 
-	got, err := s.Audit(ctx, a.ID, 2)
+	all, err := s.Audit(ctx, registry.AuditQuery{OrgIDs: []string{a.ID, b.ID, ""}, Limit: 100})
 	must(t, "Audit", err)
+	want := slices.Clone(log)
+	slices.Reverse(want)
 	ignoreID := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".ID" }, cmp.Ignore())
-	if diff := cmp.Diff(want[:2], got, ignoreID); diff != "" {
-		t.Errorf("Audit(A, 2) mismatch (-want +got):\n%s", diff)
+	if diff := cmp.Diff(want, all, ignoreID); diff != "" {
+		t.Fatalf("Audit(every organisation) mismatch, want every field of every entry, newest first (-want +got):\n%s", diff)
 	}
-	if len(got) == 2 && got[0].ID <= got[1].ID {
-		t.Errorf("Audit(A) IDs %d, %d: want newest (largest) first", got[0].ID, got[1].ID)
+	ids := map[string]int64{}
+	for i, e := range all {
+		if i > 0 && e.ID >= all[i-1].ID {
+			t.Errorf("Audit IDs %d then %d: want them decreasing", all[i-1].ID, e.ID)
+		}
+		ids[e.Target] = e.ID
 	}
-	none, err := s.Audit(ctx, "", 10)
-	must(t, "Audit", err)
-	if len(none) != 1 || none[0].Detail != "unknown token" {
-		t.Errorf("Audit(\"\") = %+v, want the one entry of no organisation", none)
+
+	operator := []string{a.ID, ""}
+	tests := []struct {
+		name string
+		q    registry.AuditQuery
+		want []string
+	}{
+		{"one organisation", registry.AuditQuery{OrgIDs: []string{a.ID}, Limit: 100}, []string{"a6", "a5", "a4", "a3", "a0"}},
+		{"no organisation", registry.AuditQuery{OrgIDs: []string{""}, Limit: 100}, []string{"none7", "none2"}},
+		{"an organisation and no organisation", registry.AuditQuery{OrgIDs: operator, Limit: 100},
+			[]string{"none7", "a6", "a5", "a4", "a3", "none2", "a0"}},
+		{"an organisation given twice", registry.AuditQuery{OrgIDs: []string{b.ID, b.ID}, Limit: 100}, []string{"b8", "b1"}},
+		{"limit", registry.AuditQuery{OrgIDs: operator, Limit: 2}, []string{"none7", "a6"}},
+		{"before", registry.AuditQuery{OrgIDs: operator, Before: ids["a5"], Limit: 3}, []string{"a4", "a3", "none2"}},
+		{"before the oldest", registry.AuditQuery{OrgIDs: operator, Before: ids["a0"], Limit: 3}, nil},
+		{"since", registry.AuditQuery{OrgIDs: operator, Since: at(8), Limit: 100}, []string{"none7", "a6", "a5"}},
+		{"since, recorded out of time order", registry.AuditQuery{OrgIDs: operator, Since: at(9), Limit: 100}, []string{"none7", "a5"}},
+		{"since and before", registry.AuditQuery{OrgIDs: operator, Since: at(3), Before: ids["a5"], Limit: 100}, []string{"a4", "a3"}},
+		{"since after the last", registry.AuditQuery{OrgIDs: operator, Since: at(60), Limit: 100}, nil},
+		{"action", registry.AuditQuery{OrgIDs: operator, Action: registry.ActionRegister, Limit: 100},
+			[]string{"none7", "a4", "a3", "none2"}},
+		{"outcome", registry.AuditQuery{OrgIDs: operator, Outcome: registry.OutcomeFailure, Limit: 100}, []string{"none7", "a4", "none2"}},
+		{"action and outcome", registry.AuditQuery{OrgIDs: operator, Action: registry.ActionRegister, Outcome: registry.OutcomeSuccess, Limit: 100},
+			[]string{"a3"}},
+		{"device by ID", registry.AuditQuery{OrgIDs: operator, Device: dev, Limit: 100}, []string{"a5", "a3"}},
+		{"device by name in any case", registry.AuditQuery{OrgIDs: operator, Device: "Gw1", Limit: 100}, []string{"a5", "a3"}},
+		{"device by a name beyond ASCII", registry.AuditQuery{OrgIDs: operator, Device: "ésa", Limit: 100}, []string{"a4"}},
+		{"device of no organisation", registry.AuditQuery{OrgIDs: operator, Device: "gw9", Limit: 100}, []string{"none2"}},
+		{"device and action", registry.AuditQuery{OrgIDs: operator, Device: "gw1", Action: registry.ActionRegister, Limit: 1}, []string{"a3"}},
+		{"token by ID", registry.AuditQuery{OrgIDs: operator, Token: tok.ID, Limit: 100}, []string{"a6", "a4", "a3", "a0"}},
+		{"token by fingerprint", registry.AuditQuery{OrgIDs: operator, Token: fp, Limit: 2}, []string{"a6", "a4"}},
+		{"unknown token by fingerprint", registry.AuditQuery{OrgIDs: operator, Token: "0123456789abcdef", Limit: 100}, []string{"none2"}},
+		{"another organisation's token", registry.AuditQuery{OrgIDs: operator, Token: "other-token", Limit: 100}, nil},
+		{"another organisation's device", registry.AuditQuery{OrgIDs: []string{b.ID}, Device: dev, Limit: 100}, nil},
+		{"every filter", registry.AuditQuery{OrgIDs: operator, Since: at(1), Action: registry.ActionRegister, Outcome: registry.OutcomeFailure,
+			Device: "ésa", Token: fp, Before: ids["a5"], Limit: 10}, []string{"a4"}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Audit(ctx, tt.q)
+			must(t, "Audit", err)
+			var targets []string
+			for _, e := range got {
+				targets = append(targets, e.Target)
+			}
+			if diff := cmp.Diff(tt.want, targets); diff != "" {
+				t.Errorf("Audit(%+v) mismatch (-want +got):\n%s", tt.q, diff)
+			}
+		})
+	}
+
+	// Walking pages by their last ID reads every entry once.
+	var walked []string
+	q := registry.AuditQuery{OrgIDs: operator, Limit: 2}
+	for range len(log) {
+		page, err := s.Audit(ctx, q)
+		must(t, "Audit", err)
+		for _, e := range page {
+			walked = append(walked, e.Target)
+		}
+		if len(page) < q.Limit {
+			break
+		}
+		q.Before = page[len(page)-1].ID
+	}
+	if diff := cmp.Diff([]string{"none7", "a6", "a5", "a4", "a3", "none2", "a0"}, walked); diff != "" {
+		t.Errorf("walking pages of 2 mismatch (-want +got):\n%s", diff)
+	}
+
+	_, err = s.Audit(ctx, registry.AuditQuery{Limit: 10})
+	wantKind(t, "Audit(no organisation given)", err, sightline.Invalid)
+	_, err = s.Audit(ctx, registry.AuditQuery{OrgIDs: operator})
+	wantKind(t, "Audit(no limit)", err, sightline.Invalid)
 }
 
 func testSecret(t *testing.T, s registry.Store) {
@@ -360,5 +455,148 @@ func testSecret(t *testing.T, s registry.Store) {
 	must(t, "Secret", err)
 	if string(first) != "one" || string(second) != "one" {
 		t.Errorf("Secret(session) = %q then %q, want the first candidate both times", first, second)
+	}
+}
+
+// testGeneration checks that the generation moves with every change that
+// can stop a request being let through, and stays with TouchDevice.
+func testGeneration(t *testing.T, s registry.Store) {
+	ctx := context.Background()
+	a := newOrg(t, s, "A")
+	tok := newToken(t, s, a, 2)
+	d1, d2 := newDevice(a, "one"), newDevice(a, "two")
+	must(t, "RegisterDevice", s.RegisterDevice(ctx, tok.ID, t0, d1))
+	must(t, "RegisterDevice", s.RegisterDevice(ctx, tok.ID, t0, d2))
+	k := registry.APIKey{ID: uuid.NewString(), OrgID: a.ID, Name: "console", Hash: registry.Hash("k"), CreatedAt: t0, CreatedBy: "admin"}
+	must(t, "CreateAPIKey", s.CreateAPIKey(ctx, k))
+
+	gen, err := s.Generation(ctx)
+	must(t, "Generation", err)
+	tests := []struct {
+		name  string
+		do    func() error
+		moves bool
+	}{
+		{"TouchDevice", func() error { return s.TouchDevice(ctx, d1.ID, t0.Add(time.Hour)) }, false},
+		{"DeleteAPIKey", func() error { return s.DeleteAPIKey(ctx, a.ID, k.ID) }, true},
+		{"SetThreatResponse(on)", func() error { return s.SetThreatResponse(ctx, a.ID, true) }, true},
+		{"SetThreatResponse(off)", func() error { return s.SetThreatResponse(ctx, a.ID, false) }, true},
+		{"UpdateDevice", func() error { return s.UpdateDevice(ctx, a.ID, d1.ID, "renamed", "") }, true},
+		{"DeleteDevice", func() error { return s.DeleteDevice(ctx, a.ID, d2.ID) }, true},
+	}
+	for _, tt := range tests {
+		must(t, tt.name, tt.do())
+		got, err := s.Generation(ctx)
+		must(t, "Generation", err)
+		if moved := got != gen; moved != tt.moves {
+			t.Errorf("after %s, Generation() = %d, was %d; want moved = %v", tt.name, got, gen, tt.moves)
+		}
+		gen = got
+	}
+}
+
+// TestAuditBackfill checks the migration that gives the audit entries
+// written before entries had their fields (registry.AuditEntry's after
+// Detail) those fields, read once from their target and detail as the
+// exchange wrote them then. old opens a store at the schema version before
+// that migration and returns it with a function that adds an entry as that
+// version did (through Detail); upgrade closes it and opens it at the
+// current version.
+func TestAuditBackfill(t *testing.T, old func(t *testing.T) (registry.Store, func(registry.AuditEntry) error), upgrade func(t *testing.T) registry.Store) {
+	ctx := context.Background()
+	s, addLegacy := old(t)
+	org := newOrg(t, s, "Default")
+	tok := newToken(t, s, org, 1)
+	fp := tok.Hash[:16]
+	dev := uuid.NewString()
+	tests := []struct {
+		name   string
+		legacy registry.AuditEntry // through Detail, as written before
+		want   registry.AuditEntry // the fields after Detail
+	}{
+		{"token created", registry.AuditEntry{Action: registry.ActionTokenCreate, Target: tok.ID, Outcome: registry.OutcomeSuccess,
+			Detail: "token for 1 device, expires 2026-01-10T09:05:00Z"},
+			registry.AuditEntry{TokenID: tok.ID, TokenFingerprint: fp}},
+		{"token revoked", registry.AuditEntry{Action: registry.ActionTokenRevoke, Target: tok.ID, Outcome: registry.OutcomeSuccess,
+			Detail: "token revoked"},
+			registry.AuditEntry{TokenID: tok.ID, TokenFingerprint: fp}},
+		{"registered", registry.AuditEntry{Action: registry.ActionRegister, Target: dev + " gw1.Example.com", Outcome: registry.OutcomeSuccess,
+			Detail: `registered ESA gw1.Example.com version 15.0.1-104 serial "4C4C-1234" connector "1.2.0" with token ` + tok.ID},
+			registry.AuditEntry{TokenID: tok.ID, TokenFingerprint: fp, DeviceID: dev, DeviceName: "gw1.Example.com", DeviceVersion: "15.0.1-104"}},
+		{"version below the minimum", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-old", Outcome: registry.OutcomeFailure,
+			Detail: "version 13.5.1 below the minimum 14.0"},
+			registry.AuditEntry{Reason: "version_below_minimum", DeviceName: "esa-old", DeviceVersion: "13.5.1", MinVersion: "14.0"}},
+		{"malformed token", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-malformed", Outcome: registry.OutcomeFailure,
+			Detail: "malformed token (not 32 hexadecimal characters)"},
+			registry.AuditEntry{Reason: "token_malformed", DeviceName: "esa-malformed"}},
+		{"unknown token", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-unknown", Outcome: registry.OutcomeFailure,
+			Detail: "unknown token 0123456789abcdef (not issued by this exchange, region AMERICAS: mistyped, or from another region)"},
+			registry.AuditEntry{Reason: "token_unknown", DeviceName: "esa-unknown", TokenFingerprint: "0123456789abcdef"}},
+		{"unknown token recorded before fingerprints", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-unknown",
+			Outcome: registry.OutcomeFailure, Detail: "unknown token (not issued by this exchange, region AMERICAS: mistyped, or from another region)"},
+			registry.AuditEntry{Reason: "token_unknown", DeviceName: "esa-unknown"}},
+		{"token from another region", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-eu", Outcome: registry.OutcomeFailure,
+			Detail: "token from another region: issued by EUROPE, presented to AMERICAS"},
+			registry.AuditEntry{Reason: "token_other_region", DeviceName: "esa-eu", TokenRegion: "EUROPE"}},
+		{"revoked token", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-revoked", Outcome: registry.OutcomeFailure,
+			Detail: "revoked token " + tok.ID + " (revoked 2026-01-10T08:05:00Z)"},
+			registry.AuditEntry{Reason: "token_revoked", DeviceName: "esa-revoked", TokenID: tok.ID, TokenFingerprint: fp}},
+		{"expired token", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-expired", Outcome: registry.OutcomeFailure,
+			Detail: "expired token " + tok.ID + " (expired 2026-01-10T09:05:00Z)"},
+			registry.AuditEntry{Reason: "token_expired", DeviceName: "esa-expired", TokenID: tok.ID, TokenFingerprint: fp}},
+		{"token used up", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-used-up", Outcome: registry.OutcomeFailure,
+			Detail: "token " + tok.ID + " used up (all 1 device registered)"},
+			registry.AuditEntry{Reason: "token_used_up", DeviceName: "esa-used-up", TokenID: tok.ID, TokenFingerprint: fp}},
+		{"token used up by a concurrent registration", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-race",
+			Outcome: registry.OutcomeFailure, Detail: "token used up (by a concurrent registration)"},
+			registry.AuditEntry{Reason: "token_used_up", DeviceName: "esa-race"}},
+		{"rate limited", registry.AuditEntry{Action: registry.ActionRegister, Outcome: registry.OutcomeFailure,
+			Detail: "rate limited: too many registration attempts from this address"},
+			registry.AuditEntry{Reason: "rate_limited"}},
+		{"invalid request", registry.AuditEntry{Action: registry.ActionRegister, Target: "esa-bad", Outcome: registry.OutcomeFailure,
+			Detail: `type "WSA": want ESA or SMA`},
+			registry.AuditEntry{Reason: "invalid_request", DeviceName: "esa-bad"}},
+		{"device edited", registry.AuditEntry{Action: registry.ActionDeviceEdit, Target: dev + " mail gateway", Outcome: registry.OutcomeSuccess,
+			Detail: `name "gw1" → "mail gateway", description "" → ""`},
+			registry.AuditEntry{DeviceID: dev, DeviceName: "mail gateway"}},
+		{"device deleted", registry.AuditEntry{Action: registry.ActionDeviceDelete, Target: dev + " mail gateway", Outcome: registry.OutcomeSuccess,
+			Detail: "deleted ESA mail gateway (15.0.1-104, registered from 192.0.2.7)"},
+			registry.AuditEntry{DeviceID: dev, DeviceName: "mail gateway"}},
+		{"device deregistered", registry.AuditEntry{Action: registry.ActionDeregister, Target: dev + " gw2", Outcome: registry.OutcomeSuccess,
+			Detail: "the device deregistered itself"},
+			registry.AuditEntry{DeviceID: dev, DeviceName: "gw2"}},
+		{"cloud services", registry.AuditEntry{Action: registry.ActionCloudServices, Target: "Threat Response", Outcome: registry.OutcomeSuccess,
+			Detail: "Threat Response enabled"}, registry.AuditEntry{}},
+		{"api key", registry.AuditEntry{Action: registry.ActionAPIKeyCreate, Target: uuid.NewString() + " console", Outcome: registry.OutcomeSuccess,
+			Detail: "API key created"}, registry.AuditEntry{}},
+	}
+	for i, tt := range tests {
+		e := tt.legacy
+		e.OrgID, e.Time, e.Actor, e.Source = org.ID, t0.Add(time.Duration(i)*time.Second), "admin", "192.0.2.1"
+		must(t, "add a legacy entry", addLegacy(e))
+	}
+
+	s = upgrade(t)
+	got, err := s.Audit(ctx, registry.AuditQuery{OrgIDs: []string{org.ID}, Limit: len(tests) + 1})
+	must(t, "Audit", err)
+	if len(got) != len(tests) {
+		t.Fatalf("Audit after the migration = %d entries, want %d", len(got), len(tests))
+	}
+	slices.Reverse(got)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := tt.want
+			want.ID, want.OrgID, want.Time, want.Actor, want.Source = got[i].ID, org.ID, t0.Add(time.Duration(i)*time.Second), "admin", "192.0.2.1"
+			want.Action, want.Target, want.Outcome, want.Detail = tt.legacy.Action, tt.legacy.Target, tt.legacy.Outcome, tt.legacy.Detail
+			if diff := cmp.Diff(want, got[i]); diff != "" {
+				t.Errorf("entry %q after the migration mismatch (-want +got):\n%s", tt.legacy.Detail, diff)
+			}
+		})
+	}
+	// The device filter finds old entries by name in any case.
+	found, err := s.Audit(ctx, registry.AuditQuery{OrgIDs: []string{org.ID}, Device: "GW1.EXAMPLE.COM", Limit: 10})
+	must(t, "Audit", err)
+	if len(found) != 1 || found[0].DeviceID != dev {
+		t.Errorf("Audit(device GW1.EXAMPLE.COM) after the migration = %+v, want the registration", found)
 	}
 }

@@ -10,7 +10,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/sightline/sightline"
 )
 
 // Regions an exchange can serve; each exchange deployment is exactly one.
@@ -97,6 +101,10 @@ type Device struct {
 
 // AuditEntry is one line of an organisation's audit log. An entry with an
 // empty OrgID belongs to no organisation (a registration with an unknown token).
+//
+// Detail says what happened in words, for people; the fields after it say
+// it as data, set where the exchange decided it, for programs to filter and
+// act on. A field that does not apply to the entry is empty.
 type AuditEntry struct {
 	ID      int64 // assigned by the store, increasing
 	OrgID   string
@@ -107,7 +115,63 @@ type AuditEntry struct {
 	Target  string // what was acted on: a token ID, a device ID and name…
 	Outcome string // OutcomeSuccess or OutcomeFailure
 	Detail  string // the precise reason or the change made
+
+	// Reason codes why a registration was refused: one of the Reason…
+	// constants of package exchangeclient.
+	Reason string
+	// TokenID is the token created, revoked or presented; TokenFingerprint
+	// names it by the first 16 hexadecimal characters of its Hash, also
+	// for a token this store never held; TokenRegion is the region that
+	// issued a token presented in another.
+	TokenID, TokenFingerprint, TokenRegion string
+	// DeviceID and DeviceName are the device acted on, or the host name a
+	// device registers with before it has an ID.
+	DeviceID, DeviceName string
+	// DeviceVersion is the version a device registered with; MinVersion is
+	// the exchange's minimum it was below.
+	DeviceVersion, MinVersion string
 }
+
+// AuditQuery selects audit entries. The zero value of each filter selects
+// every entry.
+type AuditQuery struct {
+	// OrgIDs are the organisations whose entries to read, "" for the
+	// entries of no organisation; at least one.
+	OrgIDs []string
+	Since  time.Time // entries at or after it
+	Action string    // an Action constant
+	// Outcome is OutcomeSuccess or OutcomeFailure.
+	Outcome string
+	// Device selects the entries whose DeviceID is Device or whose
+	// DeviceName is Device in any case (compared as strings.ToLower does).
+	Device string
+	// Token selects the entries whose TokenID or TokenFingerprint is Token.
+	Token string
+	// Before selects the entries whose ID is below it, for the next page
+	// of a query: the ID of the last entry of the previous one. 0 starts
+	// from the newest.
+	Before int64
+	// Limit is how many entries to return at most; it must be positive.
+	Limit int
+}
+
+// Check returns q with its organisations sorted and each once, or the
+// Invalid error a Store answers a query without organisations or a
+// positive limit with.
+func (q AuditQuery) Check() (AuditQuery, error) {
+	if len(q.OrgIDs) == 0 {
+		return q, sightline.Errorf(sightline.Invalid, "audit query: no organisation")
+	}
+	if q.Limit < 1 {
+		return q, sightline.Errorf(sightline.Invalid, "audit query: limit %d: want 1 or more", q.Limit)
+	}
+	q.OrgIDs = slices.Compact(slices.Sorted(slices.Values(q.OrgIDs)))
+	return q, nil
+}
+
+// DeviceKey is how stores compare device names for AuditQuery.Device: in
+// lower case.
+func DeviceKey(name string) string { return strings.ToLower(name) }
 
 // Audit actions.
 const (
@@ -180,13 +244,23 @@ type Store interface {
 
 	// AddAudit appends e (its ID is assigned).
 	AddAudit(ctx context.Context, e AuditEntry) error
-	// Audit returns up to limit entries of the organisation ("" for the
-	// entries of no organisation), newest first.
-	Audit(ctx context.Context, orgID string, limit int) ([]AuditEntry, error)
+	// Audit returns the entries q selects, newest (largest ID) first, at
+	// most q.Limit of them. A query without organisations or a limit is an
+	// Invalid error.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 
 	// Secret returns the stored value named name, storing candidate first if
 	// there is none, so replicas sharing a store agree on one value.
 	Secret(ctx context.Context, name string, candidate []byte) ([]byte, error)
+
+	// Generation returns a number that changes, in the same transaction,
+	// whenever a record that lets a request through changes or goes: an
+	// API key is deleted, an organisation is changed (its Threat Response
+	// switch) or deleted, a device is changed (TouchDevice aside) or
+	// deleted. An exchange may keep what it read about keys, organisations
+	// and devices for as long as the number stays the same; replicas
+	// sharing the store see it move at once.
+	Generation(ctx context.Context) (int64, error)
 }
 
 // Hash returns the hex SHA-256 of a secret (token, credential, API key), the

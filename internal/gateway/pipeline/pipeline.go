@@ -200,7 +200,7 @@ func (s *screening) newRecord() *tracking.Message {
 		SenderGroup: env.SenderGroup, MailPolicy: []string{"DEFAULT"}, SMTPAuthID: env.AuthID,
 		TLS: env.TLS, ListenerName: env.Listener,
 		Sender: env.MailFrom, SenderDomain: domainOf(env.MailFrom),
-		HeaderFrom: m.From, FriendlyFrom: m.FriendlyFrom,
+		HeaderFrom: m.From, FriendlyFrom: m.FriendlyFrom, HeaderTo: m.To, HeaderCc: m.Cc, HasInline: m.HasInline,
 		Subject: m.Subject, FinalSubject: m.Subject, MessageID: m.MessageID,
 		Size: env.Size, BodySnippet: m.Snippet, URLs: m.URLs,
 	}

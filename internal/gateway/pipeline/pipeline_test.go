@@ -135,7 +135,8 @@ func TestScreenDelivered(t *testing.T) {
 		SenderGroup: "UNKNOWNLIST", MailPolicy: []string{"DEFAULT"}, TLS: "TLSv1.3 TLS_AES_128_GCM_SHA256",
 		ListenerName: "Data1", Sender: "alice@sender.example", SenderDomain: "sender.example",
 		HeaderFrom: "alice@sender.example", FriendlyFrom: "Alice Example <alice@sender.example>",
-		ReplyTo: "billing@sender.example", Subject: "Invoice 4471", FinalSubject: "Invoice 4471",
+		ReplyTo: "billing@sender.example", HeaderTo: []string{"bob@corp.example"},
+		Subject: "Invoice 4471", FinalSubject: "Invoice 4471",
 		MessageID: "<20260110080012.4471@sender.example>", Size: int64(len(data)),
 		BodySnippet: "Please pay at https://pay.sender.example/i?x=1 before Friday.",
 		Recipients: []tracking.Recipient{

@@ -5,6 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +18,33 @@ import (
 //go:embed exchange.sql
 var exchangeSchema string
 
-var exchangeMigrations = []Migration{{Version: 1, SQL: exchangeSchema}}
+//go:embed exchange_audit.sql
+var exchangeAuditFields string
+
+var exchangeMigrations = []Migration{{Version: 1, SQL: exchangeSchema}, {Version: 2, SQL: exchangeGeneration},
+	{Version: 3, SQL: exchangeAuditFields}}
+
+// exchangeGeneration keeps registry.Store.Generation: statement triggers
+// move it in the transaction of every change that can stop a request being
+// let through, for every replica at once. A device's last_seen
+// (TouchDevice) is not one.
+const exchangeGeneration = `
+CREATE TABLE generation (id integer PRIMARY KEY CHECK (id = 1), n bigint NOT NULL);
+INSERT INTO generation (id, n) VALUES (1, 1);
+CREATE FUNCTION exchange_next_generation() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE generation SET n = n + 1 WHERE id = 1;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER api_keys_generation AFTER UPDATE OR DELETE ON api_keys
+	FOR EACH STATEMENT EXECUTE FUNCTION exchange_next_generation();
+CREATE TRIGGER organisations_generation AFTER UPDATE OR DELETE ON organisations
+	FOR EACH STATEMENT EXECUTE FUNCTION exchange_next_generation();
+CREATE TRIGGER devices_generation AFTER UPDATE OF id, org_id, name, description, type, version, serial,
+	connector_version, status, ip, credential_hash, token_id, created_at OR DELETE ON devices
+	FOR EACH STATEMENT EXECUTE FUNCTION exchange_next_generation();
+`
 
 // ExchangeStore is the exchange's registry.Store on PostgreSQL; several
 // exchange replicas may share one.
@@ -259,28 +287,120 @@ func (s *ExchangeStore) DeleteDevice(ctx context.Context, orgID, id string) erro
 
 // Audit.
 
-func (s *ExchangeStore) AddAudit(ctx context.Context, e registry.AuditEntry) error {
-	return s.exec(ctx, false, "add audit entry",
-		`INSERT INTO audit (org_id, time, actor, source, action, target, outcome, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.OrgID, e.Time, e.Actor, e.Source, e.Action, e.Target, e.Outcome, e.Detail)
+const auditColumns = `id, org_id, time, actor, source, action, target, outcome, detail,
+	reason, token_id, token_fingerprint, token_region, device_id, device_name, device_version, min_version`
+
+func scanAudit(sc scanner) (registry.AuditEntry, error) {
+	var e registry.AuditEntry
+	err := sc.Scan(&e.ID, &e.OrgID, &e.Time, &e.Actor, &e.Source, &e.Action, &e.Target, &e.Outcome, &e.Detail,
+		&e.Reason, &e.TokenID, &e.TokenFingerprint, &e.TokenRegion, &e.DeviceID, &e.DeviceName, &e.DeviceVersion, &e.MinVersion)
+	e.Time = e.Time.UTC()
+	return e, err
 }
 
-// Audit returns up to limit entries; a negative limit returns them all.
-func (s *ExchangeStore) Audit(ctx context.Context, orgID string, limit int) ([]registry.AuditEntry, error) {
-	var lim any = limit
-	if limit < 0 {
-		lim = nil // LIMIT NULL: no limit, as SQLite's LIMIT -1
+func (s *ExchangeStore) AddAudit(ctx context.Context, e registry.AuditEntry) error {
+	return s.exec(ctx, false, "add audit entry",
+		`INSERT INTO audit (org_id, time, actor, source, action, target, outcome, detail,
+		reason, token_id, token_fingerprint, token_region, device_id, device_name, device_key, device_version, min_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		e.OrgID, e.Time, e.Actor, e.Source, e.Action, e.Target, e.Outcome, e.Detail,
+		e.Reason, e.TokenID, e.TokenFingerprint, e.TokenRegion, e.DeviceID, e.DeviceName, registry.DeviceKey(e.DeviceName),
+		e.DeviceVersion, e.MinVersion)
+}
+
+// Audit reads the entries newest first along the index of their most
+// selective filter: a branch of the query for each organisation, and for
+// each column the device and the token filters may match, merged. A Since
+// bound also bounds the ID: no entry at or after Since has an ID below the
+// smallest of those that are, so each read stops there. That smallest ID
+// is the min of id + 0, not of id, so that the planner finds it among the
+// entries since Since by the (org_id, time) index, rather than walking the
+// older entries in ID order until it meets one.
+func (s *ExchangeStore) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.AuditEntry, error) {
+	q, err := q.Check()
+	if err != nil {
+		return nil, err
 	}
-	return list(ctx, s.db, "read audit log", func(sc scanner) (registry.AuditEntry, error) {
-		var e registry.AuditEntry
-		err := sc.Scan(&e.ID, &e.OrgID, &e.Time, &e.Actor, &e.Source, &e.Action, &e.Target, &e.Outcome, &e.Detail)
-		e.Time = e.Time.UTC()
-		return e, err
-	}, `SELECT id, org_id, time, actor, source, action, target, outcome, detail FROM audit
-		WHERE org_id = $1 ORDER BY id DESC LIMIT $2`, orgID, lim)
+	var parts []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	for _, orgID := range q.OrgIDs {
+		for _, conds := range auditBranches(q, orgID) {
+			var where []string
+			for _, c := range conds {
+				where = append(where, c(arg))
+			}
+			parts = append(parts, `SELECT `+auditColumns+` FROM audit WHERE `+strings.Join(where, " AND ")+
+				` ORDER BY id DESC LIMIT `+arg(q.Limit))
+		}
+	}
+	query := parts[0]
+	if len(parts) > 1 {
+		query = `(` + strings.Join(parts, `) UNION (`) + `) ORDER BY id DESC LIMIT ` + arg(q.Limit)
+	}
+	return list(ctx, s.db, "read audit log", scanAudit, query, args...)
+}
+
+// auditCond is a condition of the audit query: its SQL, given a function
+// that adds an argument and returns its placeholder.
+type auditCond func(arg func(any) string) string
+
+// eq is the condition column = v.
+func eq(column string, v any) auditCond {
+	return func(arg func(any) string) string { return column + " = " + arg(v) }
+}
+
+// auditBranches returns the conditions of each branch of the audit query
+// on the entries of orgID. The device and the token filters each match
+// one of two indexed columns; each branch tests one of them, so that it
+// reads one index in ID order.
+func auditBranches(q registry.AuditQuery, orgID string) [][]auditCond {
+	common := []auditCond{eq("org_id", orgID)}
+	if q.Before != 0 {
+		common = append(common, func(arg func(any) string) string { return "id < " + arg(q.Before) })
+	}
+	if !q.Since.IsZero() {
+		common = append(common, func(arg func(any) string) string {
+			since := arg(q.Since)
+			return "time >= " + since + " AND id >= (SELECT min(id + 0) FROM audit WHERE org_id = " + arg(orgID) + " AND time >= " + since + ")"
+		})
+	}
+	if q.Action != "" {
+		common = append(common, eq("action", q.Action))
+	}
+	if q.Outcome != "" {
+		common = append(common, eq("outcome", q.Outcome))
+	}
+	branches := [][]auditCond{common}
+	either := func(a, b auditCond) {
+		var out [][]auditCond
+		for _, br := range branches {
+			out = append(out, append(slices.Clip(br), a), append(slices.Clip(br), b))
+		}
+		branches = out
+	}
+	if q.Device != "" {
+		either(eq("device_id", q.Device), eq("device_key", registry.DeviceKey(q.Device)))
+	}
+	if q.Token != "" {
+		either(eq("token_id", q.Token), eq("token_fingerprint", q.Token))
+	}
+	return branches
 }
 
 // Secrets.
+
+// Generation implements registry.Store.
+func (s *ExchangeStore) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.Pool.QueryRow(ctx, `SELECT n FROM generation WHERE id = 1`).Scan(&n); err != nil {
+		return 0, dbErr("read generation", err)
+	}
+	return n, nil
+}
 
 // Secret relies on INSERT … ON CONFLICT being atomic: of replicas calling it
 // at once with different candidates, all get the one that was stored.

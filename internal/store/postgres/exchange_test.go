@@ -86,7 +86,7 @@ func TestRegisterAcrossReplicas(t *testing.T) {
 
 // TestExchangeStoreBeyondContract covers what PostgreSQL enforces beyond the
 // conformance suite: references to missing organisations, zero and
-// sub-second times, all of a long audit log.
+// sub-second times, in records and in audit queries.
 func TestExchangeStoreBeyondContract(t *testing.T) {
 	s := openExchange(t, freshSchema(t))
 	ctx := context.Background()
@@ -113,18 +113,88 @@ func TestExchangeStoreBeyondContract(t *testing.T) {
 		}
 	}
 
+	// Entries at sub-second times are found by a Since between them.
 	for i := range 3 {
-		if err := s.AddAudit(ctx, registry.AuditEntry{OrgID: zero.ID, Time: t0, Target: fmt.Sprint(i)}); err != nil {
+		at := t0.Add(time.Duration(i) * 400 * time.Millisecond)
+		if err := s.AddAudit(ctx, registry.AuditEntry{OrgID: zero.ID, Time: at, Target: fmt.Sprint(i)}); err != nil {
 			t.Fatalf("AddAudit: %v", err)
 		}
 	}
 	tests := []struct {
-		limit, want int
-	}{{-1, 3}, {0, 0}, {2, 2}, {10, 3}}
+		since time.Time
+		limit int
+		want  []string
+	}{
+		{time.Time{}, 10, []string{"2", "1", "0"}},
+		{time.Time{}, 2, []string{"2", "1"}},
+		{t0.Add(300 * time.Millisecond), 10, []string{"2", "1"}},
+		{t0.Add(900 * time.Millisecond), 10, nil},
+	}
 	for _, tt := range tests {
-		got, err := s.Audit(ctx, zero.ID, tt.limit)
-		if err != nil || len(got) != tt.want {
-			t.Errorf("Audit(limit %d) = %d entries, %v; want %d", tt.limit, len(got), err, tt.want)
+		got, err := s.Audit(ctx, registry.AuditQuery{OrgIDs: []string{zero.ID}, Since: tt.since, Limit: tt.limit})
+		var targets []string
+		for _, e := range got {
+			targets = append(targets, e.Target)
 		}
+		if err != nil || !cmp.Equal(targets, tt.want) {
+			t.Errorf("Audit(since %v, limit %d) = %q, %v; want %q", tt.since, tt.limit, targets, err, tt.want)
+		}
+	}
+}
+
+// auditFieldsVersion is the migration that gave audit entries their fields.
+const auditFieldsVersion = 3
+
+func TestExchangeAuditBackfill(t *testing.T) {
+	ctx := context.Background()
+	dsn := freshSchema(t)
+	var before []Migration
+	for _, m := range exchangeMigrations {
+		if m.Version < auditFieldsVersion {
+			before = append(before, m)
+		}
+	}
+	var old *ExchangeStore
+	exchangetest.TestAuditBackfill(t, func(t *testing.T) (registry.Store, func(registry.AuditEntry) error) {
+		db, err := Open(ctx, dsn, "exchange", before)
+		if err != nil {
+			t.Fatalf("Open at version %d: %v", auditFieldsVersion-1, err)
+		}
+		old = &ExchangeStore{db: db}
+		return old, func(e registry.AuditEntry) error {
+			_, err := db.Pool.Exec(ctx, `INSERT INTO audit (org_id, time, actor, source, action, target, outcome, detail)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, e.OrgID, e.Time, e.Actor, e.Source, e.Action, e.Target, e.Outcome, e.Detail)
+			return err
+		}
+	}, func(t *testing.T) registry.Store {
+		old.Close()
+		return openExchange(t, dsn)
+	})
+}
+
+// TestGenerationAcrossReplicas checks that a change through one replica's
+// store moves the generation another replica reads, so that neither keeps
+// a revoked key.
+func TestGenerationAcrossReplicas(t *testing.T) {
+	dsn := freshSchema(t)
+	a, b := openExchange(t, dsn), openExchange(t, dsn)
+	ctx := context.Background()
+	org := registry.Organisation{ID: uuid.NewString(), Name: "Default", CreatedAt: t0}
+	k := registry.APIKey{ID: uuid.NewString(), OrgID: org.ID, Name: "console", Hash: registry.Hash("k"), CreatedAt: t0, CreatedBy: "admin"}
+	if err := a.CreateOrganisation(ctx, org); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateAPIKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.Generation(ctx)
+	if err != nil {
+		t.Fatalf("Generation: %v", err)
+	}
+	if err := a.DeleteAPIKey(ctx, org.ID, k.ID); err != nil {
+		t.Fatalf("DeleteAPIKey: %v", err)
+	}
+	if after, err := b.Generation(ctx); err != nil || after == before {
+		t.Errorf("Generation() on the other replica = %d, %v after a key was revoked; want it moved from %d", after, err, before)
 	}
 }

@@ -20,11 +20,22 @@ var consoleSchema string
 var consoleMigrations = []Migration{
 	{Version: 1, SQL: consoleSchema},
 	{Version: 2, SQL: `CREATE TABLE console_secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL)`},
+	{Version: 3, SQL: `CREATE TABLE console_module_types (
+	id         TEXT PRIMARY KEY,
+	org_id     TEXT NOT NULL REFERENCES console_organisations (id),
+	title      TEXT NOT NULL,
+	record     TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	created_by TEXT NOT NULL,
+	UNIQUE (org_id, title)
+);
+CREATE INDEX console_instances_type ON console_instances (org_id, type_id);`},
 }
 
 // ConsoleStore is the console's records.Store on SQLite.
 type ConsoleStore struct {
 	db *DB
+	r  *stmtCache // the reads of every API call, prepared once
 }
 
 var _ records.Store = (*ConsoleStore)(nil)
@@ -32,15 +43,18 @@ var _ records.Store = (*ConsoleStore)(nil)
 // OpenConsole opens (creating it if needed) the console database at path.
 // Its commits are fsynced: it holds clients, keys and analysts' work.
 func OpenConsole(ctx context.Context, path string) (*ConsoleStore, error) {
-	db, err := Open(ctx, path, true, consoleMigrations)
+	db, err := Open(ctx, path, Options{Durable: true}, consoleMigrations)
 	if err != nil {
 		return nil, err
 	}
-	return &ConsoleStore{db: db}, nil
+	return &ConsoleStore{db: db, r: newStmtCache(db.R)}, nil
 }
 
 // Close closes the database.
-func (s *ConsoleStore) Close() error { return s.db.Close() }
+func (s *ConsoleStore) Close() error {
+	s.r.Close()
+	return s.db.Close()
+}
 
 // exec runs a write; with conflict, "nothing changed" is a Conflict error,
 // otherwise a NotFound one, both naming what.
@@ -94,13 +108,18 @@ func (s *ConsoleStore) CreateOrganisation(ctx context.Context, o records.Organis
 }
 
 func (s *ConsoleStore) Organisation(ctx context.Context, id string) (records.Organisation, error) {
-	o, err := scanConsoleOrg(s.db.R.QueryRowContext(ctx, `SELECT `+cOrgColumns+` FROM console_organisations WHERE id = ?`, id))
+	o, err := scanConsoleOrg(s.r.QueryRowContext(ctx, `SELECT `+cOrgColumns+` FROM console_organisations WHERE id = ?`, id))
 	return o, exOne(err, fmt.Sprintf("organisation %s", id))
 }
 
 func (s *ConsoleStore) OrganisationByName(ctx context.Context, name string) (records.Organisation, error) {
 	o, err := scanConsoleOrg(s.db.R.QueryRowContext(ctx, `SELECT `+cOrgColumns+` FROM console_organisations WHERE name = ?`, name))
 	return o, exOne(err, fmt.Sprintf("organisation %q", name))
+}
+
+func (s *ConsoleStore) Organisations(ctx context.Context) ([]records.Organisation, error) {
+	return exList(ctx, s.db.R, "list organisations", scanConsoleOrg,
+		`SELECT `+cOrgColumns+` FROM console_organisations ORDER BY name`)
 }
 
 func (s *ConsoleStore) SetExchangeKey(ctx context.Context, orgID, key string) error {
@@ -177,7 +196,7 @@ func (s *ConsoleStore) CreateClient(ctx context.Context, c records.Client) error
 }
 
 func (s *ConsoleStore) Client(ctx context.Context, id string) (records.Client, error) {
-	c, err := scanClient(s.db.R.QueryRowContext(ctx, `SELECT `+cClientColumns+` FROM console_clients WHERE id = ?`, id))
+	c, err := scanClient(s.r.QueryRowContext(ctx, `SELECT `+cClientColumns+` FROM console_clients WHERE id = ?`, id))
 	return c, exOne(err, fmt.Sprintf("client %s", id))
 }
 
@@ -253,7 +272,7 @@ func (s *ConsoleStore) Instance(ctx context.Context, orgID, id string) (records.
 }
 
 func (s *ConsoleStore) Instances(ctx context.Context, orgID string) ([]records.Instance, error) {
-	return exList(ctx, s.db.R, "list module instances", scanInstance,
+	return exList(ctx, s.r, "list module instances", scanInstance,
 		`SELECT `+cInstanceColumns+` FROM console_instances WHERE org_id = ? ORDER BY name, id`, orgID)
 }
 
@@ -266,6 +285,52 @@ func (s *ConsoleStore) UpdateInstance(ctx context.Context, in records.Instance) 
 func (s *ConsoleStore) DeleteInstance(ctx context.Context, orgID, id string) error {
 	return s.exec(ctx, changed, fmt.Sprintf("module instance %s", id),
 		`DELETE FROM console_instances WHERE org_id = ? AND id = ?`, orgID, id)
+}
+
+// Module types.
+
+const cTypeColumns = `id, org_id, title, record, created_at, created_by`
+
+func scanModuleType(sc exScanner) (records.ModuleType, error) {
+	var t records.ModuleType
+	var record string
+	var created int64
+	err := sc.Scan(&t.ID, &t.OrgID, &t.Title, &record, &created, &t.CreatedBy)
+	t.Record = []byte(record)
+	t.CreatedAt = exTime(created)
+	return t, err
+}
+
+func (s *ConsoleStore) CreateModuleType(ctx context.Context, t records.ModuleType) error {
+	return s.exec(ctx, inserted, fmt.Sprintf("create module type %q", t.Title),
+		`INSERT INTO console_module_types (`+cTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		t.ID, t.OrgID, t.Title, string(t.Record), exUnix(t.CreatedAt), t.CreatedBy)
+}
+
+func (s *ConsoleStore) ModuleType(ctx context.Context, orgID, id string) (records.ModuleType, error) {
+	t, err := scanModuleType(s.db.R.QueryRowContext(ctx,
+		`SELECT `+cTypeColumns+` FROM console_module_types WHERE org_id = ? AND id = ?`, orgID, id))
+	return t, exOne(err, fmt.Sprintf("module type %s", id))
+}
+
+func (s *ConsoleStore) ModuleTypes(ctx context.Context, orgID string) ([]records.ModuleType, error) {
+	return exList(ctx, s.db.R, "list module types", scanModuleType,
+		`SELECT `+cTypeColumns+` FROM console_module_types WHERE org_id = ? ORDER BY title, id`, orgID)
+}
+
+func (s *ConsoleStore) DeleteModuleType(ctx context.Context, orgID, id string) error {
+	what := fmt.Sprintf("module type %s", id)
+	return s.tx(ctx, "delete "+what, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM console_instances WHERE org_id = ? AND type_id = ?`,
+			orgID, id).Scan(&n); err != nil {
+			return fmt.Errorf("delete %s: %w", what, err)
+		}
+		if n > 0 {
+			return sightline.Errorf(sightline.Conflict, "%s has %d module instances", what, n)
+		}
+		return execOn(ctx, tx, changed, what, `DELETE FROM console_module_types WHERE org_id = ? AND id = ?`, orgID, id)
+	})
 }
 
 // Stored intelligence.
@@ -317,12 +382,12 @@ func scanEntity(sc exScanner) (records.Entity, error) {
 }
 
 func (s *ConsoleStore) Entity(ctx context.Context, orgID, typ, id string) (records.Entity, error) {
-	e, err := scanEntity(s.db.R.QueryRowContext(ctx,
+	e, err := scanEntity(s.r.QueryRowContext(ctx,
 		`SELECT org_id, type, id, doc, version FROM console_entities WHERE org_id = ? AND type = ? AND id = ?`, orgID, typ, id))
 	if err != nil {
 		return e, exOne(err, fmt.Sprintf("%s %s", typ, id))
 	}
-	e.Observables, err = exList(ctx, s.db.R, "entity observables", func(sc exScanner) (ctim.Observable, error) {
+	e.Observables, err = exList(ctx, s.r, "entity observables", func(sc exScanner) (ctim.Observable, error) {
 		var o ctim.Observable
 		err := sc.Scan(&o.Type, &o.Value)
 		return o, err
@@ -362,10 +427,10 @@ func (s *ConsoleStore) DeleteEntity(ctx context.Context, orgID, typ, id string) 
 
 func (s *ConsoleStore) Entities(ctx context.Context, orgID, typ string, obs *ctim.Observable) ([]records.Entity, error) {
 	if obs == nil {
-		return exList(ctx, s.db.R, "list "+typ, scanEntity,
+		return exList(ctx, s.r, "list "+typ, scanEntity,
 			`SELECT org_id, type, id, doc, version FROM console_entities WHERE org_id = ? AND type = ? ORDER BY rowid`, orgID, typ)
 	}
-	return exList(ctx, s.db.R, "list "+typ, scanEntity,
+	return exList(ctx, s.r, "list "+typ, scanEntity,
 		`SELECT e.org_id, e.type, e.id, e.doc, e.version FROM console_entities e
 		 JOIN console_entity_observables o ON o.org_id = e.org_id AND o.type = e.type AND o.id = e.id
 		 WHERE e.org_id = ? AND e.type = ? AND o.obs_type = ? AND o.obs_value = ? ORDER BY e.rowid`,

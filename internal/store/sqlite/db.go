@@ -29,13 +29,22 @@ type Migration struct {
 	SQL     string
 }
 
+// Options tune a database.
+type Options struct {
+	// Durable makes each commit fsynced (synchronous=FULL); otherwise it is
+	// only written (NORMAL, which loses nothing on a process crash, only on
+	// power loss).
+	Durable bool
+	// WriterCacheKiB and ReaderCacheKiB size the page cache of the writer
+	// and of each reader connection; zero means SQLite's default (2 MiB).
+	WriterCacheKiB, ReaderCacheKiB int
+}
+
 // Open opens (creating it if needed) the database at path and applies the
-// migrations not yet applied, in Version order. Durable reports whether each
-// commit is fsynced (synchronous=FULL) or only written (NORMAL, which loses
-// nothing on a process crash, only on power loss).
-func Open(ctx context.Context, path string, durable bool, migrations []Migration) (*DB, error) {
+// migrations not yet applied, in Version order.
+func Open(ctx context.Context, path string, o Options, migrations []Migration) (*DB, error) {
 	sync := "NORMAL"
-	if durable {
+	if o.Durable {
 		sync = "FULL"
 	}
 	q := url.Values{}
@@ -44,6 +53,9 @@ func Open(ctx context.Context, path string, durable bool, migrations []Migration
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_txlock", "immediate")
+	if o.WriterCacheKiB > 0 {
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.WriterCacheKiB))
+	}
 	w, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -58,6 +70,9 @@ func Open(ctx context.Context, path string, durable bool, migrations []Migration
 	rq := url.Values{}
 	rq.Add("_pragma", "busy_timeout(10000)")
 	rq.Add("_pragma", "query_only(1)")
+	if o.ReaderCacheKiB > 0 {
+		rq.Add("_pragma", fmt.Sprintf("cache_size(-%d)", o.ReaderCacheKiB))
+	}
 	r, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
 	if err != nil {
 		w.Close()

@@ -16,7 +16,7 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 		{2, `INSERT INTO a VALUES (1)`},
 	}
 	for i := 0; i < 2; i++ {
-		db, err := sqlite.Open(ctx, path, true, migs)
+		db, err := sqlite.Open(ctx, path, sqlite.Options{Durable: true}, migs)
 		if err != nil {
 			t.Fatalf("Open #%d: %v", i, err)
 		}

@@ -42,7 +42,7 @@ CREATE TABLE config_pending (
 // OpenGateway opens the gateway database at path. Its commits are fsynced:
 // it is small and holds what must never go back (identifier counters).
 func OpenGateway(ctx context.Context, path string) (*GatewayStore, error) {
-	db, err := Open(ctx, path, true, gatewayMigrations)
+	db, err := Open(ctx, path, Options{Durable: true}, gatewayMigrations)
 	if err != nil {
 		return nil, err
 	}

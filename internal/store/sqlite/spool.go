@@ -55,7 +55,7 @@ var _ queue.Spool = (*Spool)(nil)
 // OpenSpool opens (creating it if needed) the spool database at path and
 // starts its committer. Close it to stop the committer.
 func OpenSpool(ctx context.Context, path string) (*Spool, error) {
-	db, err := Open(ctx, path, true, SpoolMigrations)
+	db, err := Open(ctx, path, Options{Durable: true}, SpoolMigrations)
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}

@@ -26,7 +26,72 @@ var trackingMigrations = []Migration{
 	// search tables itself instead.
 	{Version: 3, SQL: `DROP TRIGGER messages_search_insert; DROP TRIGGER messages_search_delete;
 		DROP TRIGGER urls_search_insert; DROP TRIGGER urls_search_delete;`},
+	{Version: 4, SQL: trackingV4},
+	// The injection time in each filter's index: a search counts its
+	// matches in the window from the index alone, and an exact match is
+	// read newest first without sorting.
+	{Version: 5, SQL: `
+		DROP INDEX messages_sender;
+		DROP INDEX messages_sender_domain;
+		DROP INDEX messages_reply_to;
+		DROP INDEX messages_subject;
+		DROP INDEX messages_message_id;
+		DROP INDEX messages_sender_ip;
+		CREATE INDEX messages_sender ON messages (sender_lc, injected_at);
+		CREATE INDEX messages_sender_domain ON messages (sender_domain_lc, injected_at);
+		CREATE INDEX messages_reply_to ON messages (reply_to_lc, injected_at);
+		CREATE INDEX messages_subject ON messages (subject_lc, injected_at);
+		CREATE INDEX messages_message_id ON messages (message_id_key, injected_at);
+		CREATE INDEX messages_sender_ip ON messages (sender_ip, injected_at);`},
+	// FTS5 writes a segment each time its pending terms reach hashsize
+	// (1 MiB by default): a batch of the indexer made a dozen small
+	// segments, and merging them cost a third of its time.
+	{Version: 6, SQL: `
+		INSERT INTO messages_fts (messages_fts, rank) VALUES ('hashsize', 67108864);
+		INSERT INTO search_fts (search_fts, rank) VALUES ('hashsize', 67108864);
+		INSERT INTO urls_fts (urls_fts, rank) VALUES ('hashsize', 67108864);`},
 }
+
+// trackingV4 moves the trigram indexes behind ingest (search_queue), gives
+// flags the injection time so that a tag is looked up within the window, and
+// lets a status be counted from its index alone.
+const trackingV4 = `
+CREATE TABLE search_queue (mid INTEGER PRIMARY KEY);
+CREATE TABLE flags_v4 (
+	flag        TEXT NOT NULL,
+	injected_at INTEGER NOT NULL,
+	mid         INTEGER NOT NULL,
+	PRIMARY KEY (flag, injected_at, mid)
+) WITHOUT ROWID;
+INSERT INTO flags_v4 SELECT f.flag, m.injected_at, f.mid FROM flags f JOIN messages m ON m.mid = f.mid;
+DROP TABLE flags;
+ALTER TABLE flags_v4 RENAME TO flags;
+CREATE INDEX flags_mid ON flags (mid);
+DROP INDEX messages_status;
+CREATE INDEX messages_status ON messages (status, injected_at);
+
+ALTER TABLE messages ADD COLUMN header_to TEXT NOT NULL DEFAULT '';  -- addresses joined by newlines
+ALTER TABLE messages ADD COLUMN header_cc TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN has_inline INTEGER NOT NULL DEFAULT 0;
+
+-- The trigram tables anew (search_fts gains To and Cc), filled behind by
+-- the indexer from the queue.
+DROP TABLE messages_fts;
+DROP TABLE search_fts;
+DROP TABLE urls_fts;
+CREATE VIRTUAL TABLE messages_fts USING fts5 (
+	subject, sender, reply_to, recipients, attachments, domains,
+	tokenize = 'trigram case_sensitive 1', content = '', contentless_delete = 1
+);
+CREATE VIRTUAL TABLE search_fts USING fts5 (
+	header_from, body, host, header_to, header_cc,
+	tokenize = 'trigram case_sensitive 1', content = '', contentless_delete = 1
+);
+CREATE VIRTUAL TABLE urls_fts USING fts5 (
+	url, tokenize = 'trigram case_sensitive 1', content = '', contentless_delete = 1
+);
+INSERT INTO search_queue (mid) SELECT mid FROM messages;
+`
 
 // DefaultCountLimit is the default TrackingStore.CountLimit.
 const DefaultCountLimit = 100_000
@@ -41,19 +106,26 @@ type TrackingStore struct {
 	// the first Search.
 	CountLimit int
 
-	put *putStmts
+	reads *stmtCache // the searches' statements, prepared once
+	put   *putStmts
+	index *indexStmts
+	ix    *indexer // nil until StartIndexer
 }
 
 var _ tracking.Store = (*TrackingStore)(nil)
 
 // OpenTracking opens (creating it if needed) the tracking database at path.
 //
+// The writer keeps 128 MiB of pages, each reader 16 MiB: index inserts at
+// random keys (addresses, subjects, hashes) touch pages all over a large
+// file, and a page found in the cache costs no system call.
+//
 // Commits are not fsynced (synchronous=NORMAL): a process crash loses
 // nothing, and a power loss can lose only the last batches of tracking, not
 // mail — every accepted message is durable in the spool, and one screened
 // again after a restart is saved anew, replacing its record.
 func OpenTracking(ctx context.Context, path string) (*TrackingStore, error) {
-	db, err := Open(ctx, path, false, trackingMigrations)
+	db, err := Open(ctx, path, Options{WriterCacheKiB: 128 << 10, ReaderCacheKiB: 16 << 10}, trackingMigrations)
 	if err != nil {
 		return nil, err
 	}
@@ -68,12 +140,21 @@ func OpenTracking(ctx context.Context, path string) (*TrackingStore, error) {
 		db.Close()
 		return nil, fmt.Errorf("open tracking %s: %w", path, err)
 	}
-	return &TrackingStore{db: db, put: put}, nil
+	index, err := prepareIndex(ctx, db.W)
+	if err != nil {
+		put.close()
+		db.Close()
+		return nil, fmt.Errorf("open tracking %s: %w", path, err)
+	}
+	return &TrackingStore{db: db, reads: newStmtCache(db.R), put: put, index: index}, nil
 }
 
 // Close closes the database.
 func (s *TrackingStore) Close() error {
+	s.stopIndexer()
+	s.reads.Close()
 	s.put.close()
+	closeAll(s.index.all())
 	return s.db.Close()
 }
 
@@ -81,23 +162,23 @@ func (s *TrackingStore) Close() error {
 // connection.
 type putStmts struct {
 	delMessage, delRecipients, delAttachments, delURLs, delFlags, delFTS *sql.Stmt
-	insMessage, insRecipient, insAttachment, insURL, insFlag, insFTS     *sql.Stmt
+	insMessage, insRecipient, insAttachment, insURL, insFlag, enqueue    *sql.Stmt
 	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
-	countURLs, delSearch, delURLSearch, insSearch, insURLSearch          *sql.Stmt
+	countURLs, delSearch, delURLSearch, queued                           *sql.Stmt
 }
 
 func (p *putStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
 		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags, &p.delFTS,
-		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.insFTS,
+		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.enqueue,
 		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
-		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.insSearch, &p.insURLSearch,
+		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.queued,
 	}
 }
 
 func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 	p := &putStmts{}
-	sqls := []string{
+	return p, prepareAll(ctx, w, p.all(), []string{
 		`DELETE FROM messages WHERE mid = ?`,
 		`DELETE FROM recipients WHERE mid = ?`,
 		`DELETE FROM attachments WHERE mid = ?`,
@@ -108,8 +189,8 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`INSERT INTO recipients (mid, rid, address, address_lc, domain, status, reply) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		`INSERT INTO attachments (mid, idx, name, name_lc, type, size, sha256, sha1, md5) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		`INSERT INTO urls (mid, idx, url) VALUES (?, ?, ?)`,
-		`INSERT OR IGNORE INTO flags (flag, mid) VALUES (?, ?)`,
-		`INSERT INTO messages_fts (rowid, subject, sender, reply_to, recipients, attachments, domains) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		`INSERT OR IGNORE INTO flags (flag, injected_at, mid) VALUES (?, ?, ?)`,
+		`INSERT OR IGNORE INTO search_queue (mid) VALUES (?)`,
 		`INSERT INTO events (mid, icid, dcid, time, level, summary, log, status, recipient, reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		`UPDATE messages SET status = ? WHERE mid = ?`,
 		`UPDATE recipients SET status = ? WHERE mid = ? AND status IN ('', '` + tracking.StatusInProgress + `')`,
@@ -118,37 +199,32 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`SELECT count(*) FROM urls WHERE mid = ?`,
 		`DELETE FROM search_fts WHERE rowid = ?`,
 		`DELETE FROM urls_fts WHERE rowid = ?`,
-		`INSERT INTO search_fts (rowid, header_from, body, host) VALUES (?, sightline_fold(?), sightline_fold(?), sightline_fold(?))`,
-		`INSERT INTO urls_fts (rowid, url) VALUES (?, sightline_fold(?))`,
-	}
-	for i, dst := range p.all() {
-		st, err := w.PrepareContext(ctx, sqls[i])
-		if err != nil {
-			p.close()
-			return nil, fmt.Errorf("prepare %q: %w", sqls[i], err)
-		}
-		*dst = st
-	}
-	return p, nil
+		`SELECT count(*) FROM search_queue WHERE mid = ?`,
+	})
 }
 
-func (p *putStmts) close() {
-	for _, st := range p.all() {
+// prepareAll prepares sqls[i] into *dst[i] on db, closing them all on error.
+func prepareAll(ctx context.Context, db *sql.DB, dst []**sql.Stmt, sqls []string) error {
+	for i, d := range dst {
+		st, err := db.PrepareContext(ctx, sqls[i])
+		if err != nil {
+			closeAll(dst)
+			return fmt.Errorf("prepare %q: %w", sqls[i], err)
+		}
+		*d = st
+	}
+	return nil
+}
+
+func closeAll(sts []**sql.Stmt) {
+	for _, st := range sts {
 		if *st != nil {
 			(*st).Close()
 		}
 	}
 }
 
-// bind returns the statements bound to tx.
-func (p *putStmts) bind(ctx context.Context, tx *sql.Tx) *putStmts {
-	b := &putStmts{}
-	src, dst := p.all(), b.all()
-	for i := range src {
-		*dst[i] = tx.StmtContext(ctx, *src[i])
-	}
-	return b
-}
+func (p *putStmts) close() { closeAll(p.all()) }
 
 // messageColumns are the columns of messages in the order scanMessage reads
 // and putMessage writes them.
@@ -156,7 +232,7 @@ const messageColumns = `mid, icid, direction, injected_at, sender_ip, reverse_dn
 	mail_policy, smtp_auth_id, tls, listener, sender, sender_lc, sender_domain, sender_domain_lc,
 	header_from, friendly_from, reply_to, reply_to_lc, subject, subject_lc, final_subject, message_id,
 	message_id_key, size, body_snippet, status, verdict_chart, flags, content_filters, threat_name,
-	spf, dkim, dmarc, quarantine`
+	spf, dkim, dmarc, quarantine, header_to, header_cc, has_inline`
 
 // Apply implements tracking.Store.
 func (s *TrackingStore) Apply(ctx context.Context, b tracking.Batch) error {
@@ -168,7 +244,7 @@ func (s *TrackingStore) Apply(ctx context.Context, b tracking.Batch) error {
 		return wrapDB("apply tracking batch", err)
 	}
 	defer tx.Rollback()
-	st := s.put.bind(ctx, tx)
+	st := bindAll(ctx, tx, s.put.all(), &putStmts{})
 	defer st.close()
 	for _, m := range b.Messages {
 		if err := st.putMessage(ctx, m); err != nil {
@@ -183,6 +259,7 @@ func (s *TrackingStore) Apply(ctx context.Context, b tracking.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return wrapDB("commit tracking batch", err)
 	}
+	s.applied()
 	return nil
 }
 
@@ -201,19 +278,8 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
-		var urls int64
-		if err := st.countURLs.QueryRowContext(ctx, m.MID).Scan(&urls); err != nil {
+		if err := st.replaceChildren(ctx, m.MID); err != nil {
 			return err
-		}
-		for i := range min(urls, maxURLSearch) {
-			if _, err := st.delURLSearch.ExecContext(ctx, urlSearchRowID(m.MID, int(i))); err != nil {
-				return err
-			}
-		}
-		for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags, st.delFTS, st.delSearch} {
-			if _, err := del.ExecContext(ctx, m.MID); err != nil {
-				return err
-			}
 		}
 	}
 	status := m.Status
@@ -234,12 +300,10 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		senderDomain, tracking.Fold(senderDomain), m.HeaderFrom, m.FriendlyFrom, m.ReplyTo, tracking.Fold(m.ReplyTo),
 		m.Subject, tracking.Fold(m.Subject), m.FinalSubject, m.MessageID, tracking.MessageIDKey(m.MessageID),
 		m.Size, m.BodySnippet, status, m.VerdictChart, joinLines(m.Flags), joinLines(m.ContentFilters), m.ThreatName,
-		m.SPF, m.DKIM, m.DMARC, m.Quarantine,
+		m.SPF, m.DKIM, m.DMARC, m.Quarantine, joinLines(m.HeaderTo), joinLines(m.HeaderCc), m.HasInline,
 	); err != nil {
 		return err
 	}
-	rcpts := make([]string, 0, len(m.Recipients))
-	domains := []string{tracking.Fold(senderDomain)}
 	for _, r := range m.Recipients {
 		rs := r.Status
 		if rs == "" {
@@ -249,39 +313,57 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 		if _, err := st.insRecipient.ExecContext(ctx, m.MID, r.RID, r.Address, tracking.Fold(r.Address), d, rs, r.Reply); err != nil {
 			return err
 		}
-		rcpts = append(rcpts, tracking.Fold(r.Address))
-		domains = append(domains, d)
 	}
-	names := make([]string, 0, len(m.Attachments))
 	for i, a := range m.Attachments {
 		if _, err := st.insAttachment.ExecContext(ctx, m.MID, i, a.Name, tracking.Fold(a.Name), a.Type, a.Size,
 			strings.ToLower(a.SHA256), strings.ToLower(a.SHA1), strings.ToLower(a.MD5)); err != nil {
 			return err
 		}
-		names = append(names, tracking.Fold(a.Name))
 	}
 	for i, u := range m.URLs {
 		if _, err := st.insURL.ExecContext(ctx, m.MID, i, u); err != nil {
 			return err
 		}
-		if i < maxURLSearch {
-			if _, err := st.insURLSearch.ExecContext(ctx, urlSearchRowID(m.MID, i), u); err != nil {
+	}
+	for _, t := range m.Tags() {
+		if _, err := st.insFlag.ExecContext(ctx, t, m.InjectedAt.UnixNano(), m.MID); err != nil {
+			return err
+		}
+	}
+	// The trigram indexes are written behind ingest (tracking_index.go).
+	_, err = st.enqueue.ExecContext(ctx, m.MID)
+	return err
+}
+
+// replaceChildren deletes the rows of a message saved again before its new
+// record is written; its trigram rows go too when they were indexed.
+func (st *putStmts) replaceChildren(ctx context.Context, mid int64) error {
+	var queued int
+	if err := st.queued.QueryRowContext(ctx, mid).Scan(&queued); err != nil {
+		return err
+	}
+	if queued == 0 {
+		var urls int64
+		if err := st.countURLs.QueryRowContext(ctx, mid).Scan(&urls); err != nil {
+			return err
+		}
+		for i := range min(urls, maxURLSearch) {
+			if _, err := st.delURLSearch.ExecContext(ctx, urlSearchRowID(mid, int(i))); err != nil {
+				return err
+			}
+		}
+		for _, del := range []*sql.Stmt{st.delFTS, st.delSearch} {
+			if _, err := del.ExecContext(ctx, mid); err != nil {
 				return err
 			}
 		}
 	}
-	if _, err := st.insSearch.ExecContext(ctx, m.MID, m.HeaderFrom+"\n"+m.FriendlyFrom, m.BodySnippet,
-		m.ReverseDNS+"\n"+m.HELO); err != nil {
-		return err
-	}
-	for _, t := range m.Tags() {
-		if _, err := st.insFlag.ExecContext(ctx, t, m.MID); err != nil {
+	for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags} {
+		if _, err := del.ExecContext(ctx, mid); err != nil {
 			return err
 		}
 	}
-	_, err = st.insFTS.ExecContext(ctx, m.MID, tracking.Fold(m.Subject), tracking.Fold(m.Sender), tracking.Fold(m.ReplyTo),
-		joinLines(rcpts), joinLines(names), joinLines(domains))
-	return err
+	return nil
 }
 
 // maxURLSearch is how many URLs of a message urls_fts indexes, its rowid
@@ -353,7 +435,7 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	if !w.build(q) {
 		return tracking.Page{Messages: []*tracking.Message{}}, nil
 	}
-	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
@@ -387,9 +469,37 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	return page, nil
 }
 
+// readTx is a read-only transaction whose queries run through the store's
+// prepared statements.
+type readTx struct {
+	*sql.Tx
+	reads *stmtCache
+}
+
+func (s *TrackingStore) beginRead(ctx context.Context) (readTx, error) {
+	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	return readTx{tx, s.reads}, err
+}
+
+// QueryContext runs query in the transaction with its prepared statement.
+func (t readTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.reads.stmt(ctx, query); st != nil {
+		return t.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs query in the transaction with its prepared statement.
+func (t readTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.reads.stmt(ctx, query); st != nil {
+		return t.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
 // Details implements tracking.Store.
 func (s *TrackingStore) Details(ctx context.Context, mid int64) (*tracking.Message, []tracking.Event, error) {
-	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return nil, nil, wrapDB("read tracking details", err)
 	}
@@ -442,14 +552,15 @@ func scanMessages(rows *sql.Rows) ([]*tracking.Message, error) {
 	for rows.Next() {
 		m := &tracking.Message{}
 		var injected int64
-		var policy, flags, cfs, senderLC, senderDomainLC, replyToLC, subjectLC, midKey string
+		var policy, flags, cfs, senderLC, senderDomainLC, replyToLC, subjectLC, midKey, to, cc string
 		if err := rows.Scan(&m.MID, &m.ICID, &m.Direction, &injected, &m.SenderIP, &m.ReverseDNS, &m.HELO, &m.SBRS, &m.SenderGroup,
 			&policy, &m.SMTPAuthID, &m.TLS, &m.ListenerName, &m.Sender, &senderLC, &m.SenderDomain, &senderDomainLC,
 			&m.HeaderFrom, &m.FriendlyFrom, &m.ReplyTo, &replyToLC, &m.Subject, &subjectLC, &m.FinalSubject, &m.MessageID,
 			&midKey, &m.Size, &m.BodySnippet, &m.Status, &m.VerdictChart, &flags, &cfs, &m.ThreatName,
-			&m.SPF, &m.DKIM, &m.DMARC, &m.Quarantine); err != nil {
+			&m.SPF, &m.DKIM, &m.DMARC, &m.Quarantine, &to, &cc, &m.HasInline); err != nil {
 			return nil, err
 		}
+		m.HeaderTo, m.HeaderCc = splitLines(to), splitLines(cc)
 		m.InjectedAt = time.Unix(0, injected).UTC()
 		m.MailPolicy, m.Flags, m.ContentFilters = splitLines(policy), splitLines(flags), splitLines(cfs)
 		ms = append(ms, m)
@@ -458,7 +569,7 @@ func scanMessages(rows *sql.Rows) ([]*tracking.Message, error) {
 }
 
 // loadChildren fills the recipients, attachments and URLs of ms.
-func loadChildren(ctx context.Context, tx *sql.Tx, ms []*tracking.Message) error {
+func loadChildren(ctx context.Context, tx queryer, ms []*tracking.Message) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -643,7 +754,7 @@ func (w *where) build(q tracking.Query) bool {
 			return false
 		}
 		for _, t := range c.Tags {
-			w.add("m.mid IN (SELECT mid FROM flags WHERE flag = ?)", t)
+			w.flag(t, q.Start, q.End)
 		}
 		if len(c.Statuses) > 0 {
 			list := placeholders(len(c.Statuses))
@@ -653,8 +764,10 @@ func (w *where) build(q tracking.Query) bool {
 					args = append(args, s)
 				}
 			}
-			w.add("m.mid IN (SELECT mid FROM messages WHERE status IN "+list+
-				" UNION SELECT mid FROM recipients WHERE status IN "+list+")", args...)
+			// Row by row rather than as a set: a common status would make
+			// a set of most of the store, whatever the window.
+			w.add("(m.status IN "+list+
+				" OR EXISTS (SELECT 1 FROM recipients r WHERE r.mid = m.mid AND r.status IN "+list+"))", args...)
 		}
 		if c.Direction != "" {
 			w.add("m.direction = ?", c.Direction)
@@ -672,6 +785,19 @@ func selective(q tracking.Query) bool {
 		}
 	}
 	return len(q.SenderIPs)+len(q.MessageIDs)+len(q.MIDs)+len(q.SHA256s) > 0
+}
+
+// flag adds the condition that the message has tag t, looked up within
+// the window [start, end) when it has bounds.
+func (w *where) flag(t string, start, end time.Time) {
+	c, args := "flag = ?", []any{t}
+	if !start.IsZero() {
+		c, args = c+" AND injected_at >= ?", append(args, start.UnixNano())
+	}
+	if !end.IsZero() {
+		c, args = c+" AND injected_at < ?", append(args, end.UnixNano())
+	}
+	w.add("m.mid IN (SELECT mid FROM flags WHERE "+c+")", args...)
 }
 
 func (w *where) in(prefix string, vals any, suffix ...string) {
@@ -711,7 +837,8 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {
 			// The trigram index finds the candidates (it cannot look up
 			// fewer than 3 characters); pred keeps the match exact.
-			clause = "m.mid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?) AND " + clause
+			// Messages not indexed yet are candidates too.
+			clause = "m.mid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? UNION ALL SELECT mid FROM search_queue) AND " + clause
 			a = append([]any{ftsPhrase(field.fts, v)}, a...)
 		}
 		ors = append(ors, "("+clause+")")

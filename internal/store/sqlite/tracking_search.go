@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	_ "embed"
 	"encoding/hex"
@@ -103,17 +102,19 @@ var (
 	colHeaderFrom  = textCol{"search_fts", "header_from", "rowid", "instr(sightline_fold(m.header_from || char(10) || m.friendly_from), ?) > 0"}
 	colBody        = textCol{"search_fts", "body", "rowid", "instr(sightline_fold(m.body_snippet), ?) > 0"}
 	colHost        = textCol{"search_fts", "host", "rowid", "instr(sightline_fold(m.reverse_dns || char(10) || m.helo), ?) > 0"}
+	colHeaderTo    = textCol{"search_fts", "header_to", "rowid", "instr(sightline_fold(m.header_to), ?) > 0"}
+	colHeaderCc    = textCol{"search_fts", "header_cc", "rowid", "instr(sightline_fold(m.header_cc), ?) > 0"}
 	colURL         = textCol{"urls_fts", "url", "rowid >> 16", "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid AND instr(sightline_fold(x.url), ?) > 0)"}
 )
 
 // substringCols are the fields of each substring key.
 var substringCols = map[tracking.Key][]textCol{
-	tracking.KeyWord:      {colSubject, colSender, colHeaderFrom, colReplyTo, colRecipients, colAttachments, colBody},
+	tracking.KeyWord:      {colSubject, colSender, colHeaderFrom, colReplyTo, colRecipients, colHeaderTo, colHeaderCc, colAttachments, colBody},
 	tracking.KeyFrom:      {colSender, colHeaderFrom},
-	tracking.KeyTo:        {colRecipients},
-	tracking.KeyCc:        {colRecipients},
+	tracking.KeyTo:        {colRecipients, colHeaderTo, colHeaderCc},
+	tracking.KeyCc:        {colHeaderCc},
 	tracking.KeyReplyTo:   {colReplyTo},
-	tracking.KeyAddressed: {colSender, colHeaderFrom, colRecipients, colReplyTo},
+	tracking.KeyAddressed: {colSender, colHeaderFrom, colRecipients, colHeaderTo, colHeaderCc, colReplyTo},
 	tracking.KeySubject:   {colSubject},
 	tracking.KeyHost:      {colHost},
 	tracking.KeyFilename:  {colAttachments},
@@ -146,6 +147,13 @@ func contains(v string, cols []textCol) (string, []any) {
 		ors = append(ors, "m.mid IN (SELECT "+t.rowMID+" FROM "+t.fts+" WHERE "+t.fts+" MATCH ?)")
 		args = append(args, "{"+strings.Join(names[t.fts], " ")+"} : "+phrase)
 	}
+	// Messages not indexed yet are checked by scanning.
+	var scans []string
+	for _, c := range cols {
+		scans = append(scans, c.scan)
+		args = append(args, v)
+	}
+	ors = append(ors, "(m.mid IN (SELECT mid FROM search_queue) AND ("+strings.Join(scans, " OR ")+"))")
 	return "(" + strings.Join(ors, " OR ") + ")", args
 }
 
@@ -175,9 +183,8 @@ var flagConds = map[string]func() (string, []any){
 	"has:attachment": func() (string, []any) {
 		return "EXISTS (SELECT 1 FROM attachments x WHERE x.mid = m.mid)", nil
 	},
-	"has:url": func() (string, []any) { return "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid)", nil },
-	// The tracking record does not tell inline parts from attachments.
-	"has:inline": func() (string, []any) { return "0", nil },
+	"has:url":    func() (string, []any) { return "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid)", nil },
+	"has:inline": func() (string, []any) { return "m.has_inline = 1", nil },
 }
 
 // termCond returns the condition of t, negation included, and whether it
@@ -273,7 +280,7 @@ func searchWhere(s tracking.Search) (w where, timeCol string) {
 // tracking.SearchCountLimit matches.
 func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQuery) (tracking.SearchPage, error) {
 	w, timeCol := searchWhere(q.Search)
-	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return tracking.SearchPage{}, wrapDB("search messages", err)
 	}

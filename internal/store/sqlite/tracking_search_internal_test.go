@@ -38,6 +38,8 @@ func fillMessages(t *testing.T, s *TrackingStore, n int) {
 			vals[i] = "'incoming'"
 		case "sender_ip":
 			vals[i] = "'192.0.2.' || (x % 256)"
+		case "has_inline":
+			vals[i] = "0"
 		default:
 			vals[i] = "''"
 		}
@@ -135,7 +137,7 @@ func TestSearchMessagesPlans(t *testing.T) {
 func TestSearchMigrationBackfills(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tracking.db")
-	db, err := Open(ctx, path, false, trackingMigrations[:1])
+	db, err := Open(ctx, path, Options{}, trackingMigrations[:1])
 	if err != nil {
 		t.Fatalf("Open version 1: %v", err)
 	}
@@ -144,7 +146,8 @@ func TestSearchMigrationBackfills(t *testing.T) {
 	values := map[string]any{"mid": 9, "icid": 1, "direction": "incoming", "injected_at": int64(100e9),
 		"sender_ip": "203.0.113.9", "helo": "Old.Example", "friendly_from": "Old Timer <o@old.example>",
 		"body_snippet": "legacy body", "status": tracking.StatusDelivered, "size": 10}
-	cols := strings.Split(strings.Join(strings.Fields(messageColumns), ""), ",")
+	v1Columns, _, _ := strings.Cut(messageColumns, ", header_to")
+	cols := strings.Split(strings.Join(strings.Fields(v1Columns), ""), ",")
 	args := make([]any, len(cols))
 	for i, c := range cols {
 		if v, ok := values[c]; ok {
@@ -157,7 +160,7 @@ func TestSearchMigrationBackfills(t *testing.T) {
 		sql  string
 		args []any
 	}{
-		{`INSERT INTO messages (` + messageColumns + `) VALUES (?` + strings.Repeat(`, ?`, len(cols)-1) + `)`, args},
+		{`INSERT INTO messages (` + v1Columns + `) VALUES (?` + strings.Repeat(`, ?`, len(cols)-1) + `)`, args},
 		{`INSERT INTO recipients (mid, rid, address, address_lc, domain, status, reply) VALUES (9, 0, 'u@sub.old.example', 'u@sub.old.example', 'sub.old.example', 'Delivered', '')`, nil},
 		{`INSERT INTO urls (mid, idx, url) VALUES (9, 0, 'https://old.example/x')`, nil},
 	} {
@@ -172,14 +175,22 @@ func TestSearchMigrationBackfills(t *testing.T) {
 		t.Fatalf("OpenTracking after version 1: %v", err)
 	}
 	defer s.Close()
-	for _, q := range []string{"host:old.example", "from:timer", "legacy", "url:old.example/", "ip:203.0.113.0/24", "domain:.old.example"} {
-		sq, err := tracking.ParseSearch(q, time.UTC)
-		if err != nil {
-			t.Fatalf("ParseSearch(%q): %v", q, err)
+	// Found while queued for the indexer, and once indexed.
+	for _, state := range []string{"queued", "indexed"} {
+		if state == "indexed" {
+			if n, err := s.IndexPending(ctx, 10); n != 1 || err != nil {
+				t.Fatalf("IndexPending after migration = %d, %v; want 1 message", n, err)
+			}
 		}
-		page, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq})
-		if err != nil || len(page.Messages) != 1 {
-			t.Errorf("SearchMessages(%q) after migration = %d messages, %v; want MID 9", q, len(page.Messages), err)
+		for _, q := range []string{"host:old.example", "from:timer", "legacy", "url:old.example/", "ip:203.0.113.0/24", "domain:.old.example"} {
+			sq, err := tracking.ParseSearch(q, time.UTC)
+			if err != nil {
+				t.Fatalf("ParseSearch(%q): %v", q, err)
+			}
+			page, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq})
+			if err != nil || len(page.Messages) != 1 {
+				t.Errorf("%s: SearchMessages(%q) after migration = %d messages, %v; want MID 9", state, q, len(page.Messages), err)
+			}
 		}
 	}
 }

@@ -44,6 +44,7 @@ func searchCorpus() []*tracking.Message {
 			MID: 2, ICID: 11, Direction: "outgoing", InjectedAt: t0.Add(2 * time.Minute),
 			SenderIP: "2001:db8::1", HELO: "laptop", Sender: "Bob.Smith@Example.COM", FriendlyFrom: "Bob Smith <bob.smith@example.com>",
 			Subject: "Réunion ÉTÉ café", MessageID: "<AbC.123@Example.COM>",
+			HeaderTo: []string{"team@example.com"}, HeaderCc: []string{"dave@partner.example", "Erin@Partner.example"},
 			Recipients:  rcpts("dave@partner.example"),
 			Attachments: []tracking.Attachment{{Name: "Résumé.DOCX"}, {Name: "archive.zip", SHA256: strings.ToUpper(shaZip)}},
 			URLs:        []string{"http://Tracker.Example/Path", "https://cdn.partner.example/x.png"},
@@ -52,7 +53,7 @@ func searchCorpus() []*tracking.Message {
 		{
 			MID: 3, ICID: 12, Direction: "incoming", InjectedAt: t0.Add(3 * time.Minute),
 			SenderIP: "::ffff:192.0.2.7", Recipients: rcpts("alice+tag@sub.corp.example"),
-			Size: 100, Status: tracking.StatusDroppedAV, Flags: []string{"virusPositive"},
+			Size: 100, Status: tracking.StatusDroppedAV, Flags: []string{"virusPositive"}, HasInline: true,
 		},
 		{
 			MID: 4, ICID: 13, Direction: "incoming", InjectedAt: t0.Add(3 * time.Minute),
@@ -82,164 +83,179 @@ func mustSearch(tb testing.TB, s *sqlite.TrackingStore, query string, limit int,
 }
 
 func TestSearchMessagesKeys(t *testing.T) {
-	s := MustOpenTracking(t)
-	mustApply(t, s, tracking.Batch{Messages: searchCorpus()})
-	all := []int64{5, 4, 3, 2, 1}
-	tests := []struct {
-		q    string
-		want []int64
-	}{
-		{"", all},
-		// Words and phrases: subject, addresses, names, body.
-		{"invoice", []int64{4, 1}},
-		{"INVOICE", []int64{4, 1}},
-		{"-invoice", []int64{5, 3, 2}},
-		{`"invoice 4471"`, []int64{4, 1}},
-		{"friday", []int64{1}},
-		{"liddell", []int64{1}},
-		{"hi", []int64{5, 2}}, // two letters: scanned, "archive.zip" included
-		{"re:", []int64{4}},   // an unknown key is a word
-		{"nothing-like-this", nil},
-		// Address keys.
-		{"from:alice", []int64{1}},
-		{"from:liddell", []int64{1}},
-		{"FROM:BOB.SMITH", []int64{2}},
-		{"!from:alice@sender.example", []int64{5, 4, 3, 2}},
-		{"to:corp.example", []int64{5, 4, 3, 1}},
-		{"-to:corp.example", []int64{2}},
-		{"to:bob", []int64{5, 1}},
-		{"-to:carol", []int64{5, 4, 3, 2}}, // no recipient may match
-		{"to:x@", []int64{4}},
-		{"cc:dave", []int64{2}},
-		{"reply-to:billing", []int64{1}},
-		{"addressed:billing", []int64{1}},
-		{"addressed:dave", []int64{2}},
-		{"addressed:liddell", []int64{1}},
-		// Subject and Message-ID.
-		{"subject:réunion", []int64{2}},
-		{"subject:RÉUNION", []int64{2}},
-		{`subject:"été café"`, []int64{2}},
-		{`subject:"\"urgent\""`, []int64{4}},
-		{"subject:hi", []int64{5}},
-		{"message-id:<AbC.123@example.com>", []int64{2}},
-		{"message-id:abc.123@EXAMPLE.com", []int64{2}},
-		{"message-id:abc.123", nil},
-		// Flags.
-		{"is:incoming", []int64{5, 4, 3, 1}},
-		{"is:outgoing", []int64{2}},
-		{"-is:incoming", []int64{2}},
-		{"is:delivered", []int64{1}},
-		{"is:quarantined", []int64{2}},
-		{"is:dropped", []int64{3}},
-		{"is:bounced", []int64{5}},
-		{"is:aborted", nil},
-		{"is:inprogress", []int64{4}},
-		{"is:spam", []int64{1}},
-		{"is:virus", []int64{3}},
-		{"has:attachment", []int64{2, 1}},
-		{"has:Attachments", []int64{2, 1}},
-		{"-has:attachment", []int64{5, 4, 3}},
-		{"has:url", []int64{2, 1}},
-		{"has:inline", nil},
-		{"-has:inline", all},
-		// Dates: inclusive, turned round by negation.
-		{"after:2026-01-10T08:03", []int64{5, 4, 3}},
-		{"-after:2026-01-10T08:03", []int64{4, 3, 2, 1}},
-		{"before:2026-01-10T08:02", []int64{2, 1}},
-		{"-before:2026-01-10T08:02", []int64{5, 4, 3, 2}},
-		{"after:2026-01-10", all},
-		{"before:2026-01-10", nil},
-		{"after:2026-01-10T09:03:00+01:00 before:2026/01/10T08:04", []int64{4, 3}},
-		// Sizes: strict, turned round by negation.
-		{"larger:1.5k", []int64{5, 2, 1}},
-		{"-larger:1.5k", []int64{3}},
-		{"smaller:1.5KB", []int64{3}},
-		{"-smaller:1.5kb", []int64{5, 2, 1}},
-		{"larger:1m", []int64{2}},
-		{"larger:2mb", nil},
-		// IPs and CIDR blocks.
-		{"ip:203.0.113.25", []int64{1}},
-		{"ip:203.0.113.0/24", []int64{4, 1}},
-		{"-ip:203.0.113.0/24", []int64{5, 3, 2}},
-		{"ip:192.0.2.7", []int64{3}},
-		{"ip:::ffff:192.0.2.7", []int64{3}},
-		{"ip:192.0.2.0/29", []int64{3}},
-		{"ip:192.0.2.0/30", nil},
-		{"ip:2001:db8::/32", []int64{2}},
-		{"ip:2001:DB8:0::1", []int64{2}},
-		{"ip:0.0.0.0/0", []int64{5, 4, 3, 1}},
-		{"ip:::/0", all},
-		// Host names.
-		{"host:relay", []int64{4}},
-		{"host:MX1", []int64{1}},
-		{"host:laptop", []int64{2}},
-		// Domains: exact, or with subdomains.
-		{"domain:corp.example", []int64{5, 4, 1}},
-		{"domain:.corp.example", []int64{5, 4, 3, 1}},
-		{"-domain:.corp.example", []int64{2}},
-		{"domain:@Example.com", []int64{2}},
-		{"domain:example", nil},
-		// Attachment hashes and names.
-		{"sha256:" + shaInvoice, []int64{1}},
-		{"sha256:" + strings.ToUpper(shaInvoice), []int64{1}},
-		{"sha256:" + shaZip, []int64{2}},
-		{"-sha256:" + shaZip, []int64{5, 4, 3, 1}},
-		{"sha1:" + sha1Invoice, []int64{1}},
-		{"md5:" + md5Invoice, []int64{1}},
-		{"filename:.zip", []int64{2}},
-		{"filename:résumé", []int64{2}},
-		{"filename:RÉSUMÉ.docx", []int64{2}},
-		{"-filename:.pdf", []int64{5, 4, 3, 2}},
-		// URLs: substring, or exact with a scheme.
-		{"url:tracker.example", []int64{2}},
-		{`url:"https://sender.example/i?x=1"`, []int64{1}},
-		{"url:https://sender.example/i", nil},
-		{"url:HTTP://TRACKER.EXAMPLE/PATH", []int64{2}},
-		{"-url:partner", []int64{5, 4, 3, 1}},
-		// MIDs and statuses.
-		{"mid:3", []int64{3}},
-		{"-mid:3", []int64{5, 4, 2, 1}},
-		{"status:quarantined", []int64{2}},
-		{`status:"quarantined by anti-spam"`, []int64{2}},
-		{"status:bounced", []int64{5}},
-		{"-status:progress", []int64{5, 3, 2, 1}},
-		// The spec's examples, combined.
-		{"from:alice@sender.example after:2026-01-01 has:attachment", []int64{1}},
-		{`"invoice 4471" -is:delivered`, []int64{4}},
-		{"ip:203.0.113.0/24 status:progress larger:1k", []int64{4}},
-		{"filename:.zip !domain:corp.example", []int64{2}},
-	}
-	for _, tt := range tests {
-		page := mustSearch(t, s, tt.q, 0, nil)
-		if diff := cmp.Diff(tt.want, mids(page.Messages), cmpopts.EquateEmpty()); diff != "" {
-			t.Errorf("SearchMessages(%q) MIDs (-want +got):\n%s", tt.q, diff)
-		}
-		if page.Total != len(tt.want) || page.TotalCapped || page.Next != nil {
-			t.Errorf("SearchMessages(%q) = total %d capped %v next %v, want %d, false, nil", tt.q, page.Total, page.TotalCapped, page.Next, len(tt.want))
-		}
+	for _, mode := range indexModes {
+		t.Run(mode.name, func(t *testing.T) {
+			apply := mode.apply()
+			s := MustOpenTracking(t)
+			apply(t, s, tracking.Batch{Messages: searchCorpus()})
+			all := []int64{5, 4, 3, 2, 1}
+			tests := []struct {
+				q    string
+				want []int64
+			}{
+				{"", all},
+				// Words and phrases: subject, addresses, names, body.
+				{"invoice", []int64{4, 1}},
+				{"INVOICE", []int64{4, 1}},
+				{"-invoice", []int64{5, 3, 2}},
+				{`"invoice 4471"`, []int64{4, 1}},
+				{"friday", []int64{1}},
+				{"liddell", []int64{1}},
+				{"hi", []int64{5, 2}}, // two letters: scanned, "archive.zip" included
+				{"re:", []int64{4}},   // an unknown key is a word
+				{"nothing-like-this", nil},
+				// Address keys.
+				{"from:alice", []int64{1}},
+				{"from:liddell", []int64{1}},
+				{"FROM:BOB.SMITH", []int64{2}},
+				{"!from:alice@sender.example", []int64{5, 4, 3, 2}},
+				{"to:corp.example", []int64{5, 4, 3, 1}},
+				{"-to:corp.example", []int64{2}},
+				{"to:bob", []int64{5, 1}},
+				{"-to:carol", []int64{5, 4, 3, 2}}, // no recipient may match
+				{"to:x@", []int64{4}},
+				{"to:team", []int64{2}}, // the To header
+				{"to:erin", []int64{2}}, // and Cc
+				{"cc:dave", []int64{2}},
+				{"cc:ERIN@partner", []int64{2}},
+				{"cc:bob", nil}, // an envelope recipient, not in Cc
+				{"addressed:team@", []int64{2}},
+				{"reply-to:billing", []int64{1}},
+				{"addressed:billing", []int64{1}},
+				{"addressed:dave", []int64{2}},
+				{"addressed:liddell", []int64{1}},
+				// Subject and Message-ID.
+				{"subject:réunion", []int64{2}},
+				{"subject:RÉUNION", []int64{2}},
+				{`subject:"été café"`, []int64{2}},
+				{`subject:"\"urgent\""`, []int64{4}},
+				{"subject:hi", []int64{5}},
+				{"message-id:<AbC.123@example.com>", []int64{2}},
+				{"message-id:abc.123@EXAMPLE.com", []int64{2}},
+				{"message-id:abc.123", nil},
+				// Flags.
+				{"is:incoming", []int64{5, 4, 3, 1}},
+				{"is:outgoing", []int64{2}},
+				{"-is:incoming", []int64{2}},
+				{"is:delivered", []int64{1}},
+				{"is:quarantined", []int64{2}},
+				{"is:dropped", []int64{3}},
+				{"is:bounced", []int64{5}},
+				{"is:aborted", nil},
+				{"is:inprogress", []int64{4}},
+				{"is:spam", []int64{1}},
+				{"is:virus", []int64{3}},
+				{"has:attachment", []int64{2, 1}},
+				{"has:Attachments", []int64{2, 1}},
+				{"-has:attachment", []int64{5, 4, 3}},
+				{"has:url", []int64{2, 1}},
+				{"has:inline", []int64{3}},
+				{"-has:inline", []int64{5, 4, 2, 1}},
+				// Dates: inclusive, turned round by negation.
+				{"after:2026-01-10T08:03", []int64{5, 4, 3}},
+				{"-after:2026-01-10T08:03", []int64{4, 3, 2, 1}},
+				{"before:2026-01-10T08:02", []int64{2, 1}},
+				{"-before:2026-01-10T08:02", []int64{5, 4, 3, 2}},
+				{"after:2026-01-10", all},
+				{"before:2026-01-10", nil},
+				{"after:2026-01-10T09:03:00+01:00 before:2026/01/10T08:04", []int64{4, 3}},
+				// Sizes: strict, turned round by negation.
+				{"larger:1.5k", []int64{5, 2, 1}},
+				{"-larger:1.5k", []int64{3}},
+				{"smaller:1.5KB", []int64{3}},
+				{"-smaller:1.5kb", []int64{5, 2, 1}},
+				{"larger:1m", []int64{2}},
+				{"larger:2mb", nil},
+				// IPs and CIDR blocks.
+				{"ip:203.0.113.25", []int64{1}},
+				{"ip:203.0.113.0/24", []int64{4, 1}},
+				{"-ip:203.0.113.0/24", []int64{5, 3, 2}},
+				{"ip:192.0.2.7", []int64{3}},
+				{"ip:::ffff:192.0.2.7", []int64{3}},
+				{"ip:192.0.2.0/29", []int64{3}},
+				{"ip:192.0.2.0/30", nil},
+				{"ip:2001:db8::/32", []int64{2}},
+				{"ip:2001:DB8:0::1", []int64{2}},
+				{"ip:0.0.0.0/0", []int64{5, 4, 3, 1}},
+				{"ip:::/0", all},
+				// Host names.
+				{"host:relay", []int64{4}},
+				{"host:MX1", []int64{1}},
+				{"host:laptop", []int64{2}},
+				// Domains: exact, or with subdomains.
+				{"domain:corp.example", []int64{5, 4, 1}},
+				{"domain:.corp.example", []int64{5, 4, 3, 1}},
+				{"-domain:.corp.example", []int64{2}},
+				{"domain:@Example.com", []int64{2}},
+				{"domain:example", nil},
+				// Attachment hashes and names.
+				{"sha256:" + shaInvoice, []int64{1}},
+				{"sha256:" + strings.ToUpper(shaInvoice), []int64{1}},
+				{"sha256:" + shaZip, []int64{2}},
+				{"-sha256:" + shaZip, []int64{5, 4, 3, 1}},
+				{"sha1:" + sha1Invoice, []int64{1}},
+				{"md5:" + md5Invoice, []int64{1}},
+				{"filename:.zip", []int64{2}},
+				{"filename:résumé", []int64{2}},
+				{"filename:RÉSUMÉ.docx", []int64{2}},
+				{"-filename:.pdf", []int64{5, 4, 3, 2}},
+				// URLs: substring, or exact with a scheme.
+				{"url:tracker.example", []int64{2}},
+				{`url:"https://sender.example/i?x=1"`, []int64{1}},
+				{"url:https://sender.example/i", nil},
+				{"url:HTTP://TRACKER.EXAMPLE/PATH", []int64{2}},
+				{"-url:partner", []int64{5, 4, 3, 1}},
+				// MIDs and statuses.
+				{"mid:3", []int64{3}},
+				{"-mid:3", []int64{5, 4, 2, 1}},
+				{"status:quarantined", []int64{2}},
+				{`status:"quarantined by anti-spam"`, []int64{2}},
+				{"status:bounced", []int64{5}},
+				{"-status:progress", []int64{5, 3, 2, 1}},
+				// The spec's examples, combined.
+				{"from:alice@sender.example after:2026-01-01 has:attachment", []int64{1}},
+				{`"invoice 4471" -is:delivered`, []int64{4}},
+				{"ip:203.0.113.0/24 status:progress larger:1k", []int64{4}},
+				{"filename:.zip !domain:corp.example", []int64{2}},
+			}
+			for _, tt := range tests {
+				page := mustSearch(t, s, tt.q, 0, nil)
+				if diff := cmp.Diff(tt.want, mids(page.Messages), cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("SearchMessages(%q) MIDs (-want +got):\n%s", tt.q, diff)
+				}
+				if page.Total != len(tt.want) || page.TotalCapped || page.Next != nil {
+					t.Errorf("SearchMessages(%q) = total %d capped %v next %v, want %d, false, nil", tt.q, page.Total, page.TotalCapped, page.Next, len(tt.want))
+				}
+			}
+		})
 	}
 }
 
 // TestSearchMessagesChildren checks that results carry their lists and that
 // a message saved again is searched by its new record only.
 func TestSearchMessagesResave(t *testing.T) {
-	s := MustOpenTracking(t)
-	ms := searchCorpus()
-	mustApply(t, s, tracking.Batch{Messages: ms})
-	page := mustSearch(t, s, "mid:2", 0, nil)
-	if len(page.Messages) != 1 || len(page.Messages[0].Attachments) != 2 || len(page.Messages[0].URLs) != 2 {
-		t.Fatalf("SearchMessages(mid:2) = %+v, want one message with 2 attachments and 2 URLs", page.Messages)
-	}
-	m2 := *ms[1]
-	m2.Subject, m2.URLs, m2.HELO, m2.Attachments = "Agenda", []string{"https://new.example/"}, "desktop", nil
-	mustApply(t, s, tracking.Batch{Messages: []*tracking.Message{&m2}})
-	for q, want := range map[string][]int64{
-		"réunion": nil, "agenda": {2}, "url:tracker": nil, "url:new.example": {2}, "host:laptop": nil,
-		"host:desktop": {2}, "filename:archive": nil, "sha256:" + shaZip: nil,
-	} {
-		if got := mids(mustSearch(t, s, q, 0, nil).Messages); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
-			t.Errorf("after resave, SearchMessages(%q) = %v, want %v", q, got, want)
-		}
+	for _, mode := range indexModes {
+		t.Run(mode.name, func(t *testing.T) {
+			apply := mode.apply()
+			s := MustOpenTracking(t)
+			ms := searchCorpus()
+			apply(t, s, tracking.Batch{Messages: ms})
+			page := mustSearch(t, s, "mid:2", 0, nil)
+			if len(page.Messages) != 1 || len(page.Messages[0].Attachments) != 2 || len(page.Messages[0].URLs) != 2 {
+				t.Fatalf("SearchMessages(mid:2) = %+v, want one message with 2 attachments and 2 URLs", page.Messages)
+			}
+			m2 := *ms[1]
+			m2.Subject, m2.URLs, m2.HELO, m2.Attachments = "Agenda", []string{"https://new.example/"}, "desktop", nil
+			apply(t, s, tracking.Batch{Messages: []*tracking.Message{&m2}})
+			for q, want := range map[string][]int64{
+				"réunion": nil, "agenda": {2}, "url:tracker": nil, "url:new.example": {2}, "host:laptop": nil,
+				"host:desktop": {2}, "filename:archive": nil, "sha256:" + shaZip: nil,
+			} {
+				if got := mids(mustSearch(t, s, q, 0, nil).Messages); !cmp.Equal(got, want, cmpopts.EquateEmpty()) {
+					t.Errorf("after resave, SearchMessages(%q) = %v, want %v", q, got, want)
+				}
+			}
+		})
 	}
 }
 

@@ -37,6 +37,46 @@ func mustApply(tb testing.TB, s tracking.Store, b tracking.Batch) {
 	}
 }
 
+// indexModes are the states a search must answer alike in: saved messages
+// still queued for the trigram indexer, indexed after every Apply, and
+// indexed once and then saved again without indexing (so that the stale
+// trigram rows of a record saved again must be gone).
+var indexModes = []struct {
+	name  string
+	apply func() func(testing.TB, *sqlite.TrackingStore, tracking.Batch)
+}{
+	{"queued", func() func(testing.TB, *sqlite.TrackingStore, tracking.Batch) {
+		return func(tb testing.TB, s *sqlite.TrackingStore, b tracking.Batch) { mustApply(tb, s, b) }
+	}},
+	{"indexed", func() func(testing.TB, *sqlite.TrackingStore, tracking.Batch) {
+		return func(tb testing.TB, s *sqlite.TrackingStore, b tracking.Batch) { mustApply(tb, s, b); mustIndex(tb, s) }
+	}},
+	{"indexed once", func() func(testing.TB, *sqlite.TrackingStore, tracking.Batch) {
+		first := true
+		return func(tb testing.TB, s *sqlite.TrackingStore, b tracking.Batch) {
+			mustApply(tb, s, b)
+			if first {
+				mustIndex(tb, s)
+			}
+			first = false
+		}
+	}},
+}
+
+// mustIndex indexes everything queued.
+func mustIndex(tb testing.TB, s *sqlite.TrackingStore) {
+	tb.Helper()
+	for {
+		n, err := s.IndexPending(context.Background(), 3)
+		if err != nil {
+			tb.Fatalf("IndexPending: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
 var t0 = time.Date(2026, 1, 10, 8, 0, 0, 0, time.UTC)
 
 const (
@@ -58,6 +98,7 @@ func corpus() []*tracking.Message {
 			MID: 1, ICID: 10, Direction: "incoming", InjectedAt: t0.Add(1 * time.Minute),
 			SenderIP: "203.0.113.25", SBRS: "None", SenderGroup: "UNKNOWNLIST", MailPolicy: []string{"DEFAULT"},
 			Sender: "alice@sender.example", HeaderFrom: "alice@sender.example", FriendlyFrom: "Alice <alice@sender.example>",
+			HeaderTo: []string{"bob@corp.example"}, HeaderCc: []string{"carol@corp.example", "dan@corp.example"}, HasInline: true,
 			Subject: "Invoice 4471", FinalSubject: "Invoice 4471", MessageID: "<20260110080012.4471@sender.example>",
 			Recipients:  rcpts("bob@corp.example", "carol@corp.example"),
 			Attachments: []tracking.Attachment{{Name: "invoice.pdf", Type: "application/pdf", Size: 1200, SHA256: shaInvoice}},
@@ -105,92 +146,97 @@ func mids(ms []*tracking.Message) []int64 {
 }
 
 func TestTrackingSearchFilters(t *testing.T) {
-	ctx := context.Background()
-	s := MustOpenTracking(t)
-	mustApply(t, s, tracking.Batch{Messages: corpus(), Events: []tracking.Event{
-		{Time: t0.Add(6 * time.Minute), MID: 5, Status: tracking.StatusDelivered, Recipient: "bob@corp.example", Reply: "250 ok"},
-	}})
-	is := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpIs, Values: v} }
-	begins := func(v ...string) tracking.TextFilter {
-		return tracking.TextFilter{Op: tracking.OpBeginsWith, Values: v}
-	}
-	contains := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpContains, Values: v} }
-	ev := func(name, value string) []tracking.EventFilter {
-		return []tracking.EventFilter{{Name: name, Value: value}}
-	}
-	tests := []struct {
-		name string
-		q    tracking.Query
-		want []int64
-	}{
-		{"all, newest first", tracking.Query{}, []int64{5, 4, 3, 2, 1}},
-		{"time range half-open", tracking.Query{Start: t0.Add(2 * time.Minute), End: t0.Add(4 * time.Minute)}, []int64{3, 2}},
-		{"sender is", tracking.Query{Sender: is("alice@sender.example")}, []int64{1}},
-		{"sender is case-insensitive", tracking.Query{Sender: is("ALICE@Sender.Example")}, []int64{1}},
-		{"sender is whole string", tracking.Query{Sender: is("alice@sender")}, []int64{}},
-		{"sender is alternatives", tracking.Query{Sender: is("alice@sender.example", "eve@evil.example")}, []int64{5, 1}},
-		{"sender is empty (null sender)", tracking.Query{Sender: is("")}, []int64{3}},
-		{"sender plus address", tracking.Query{Sender: is("a+b@x.com")}, []int64{4}},
-		{"sender begins_with", tracking.Query{Sender: begins("BOB.")}, []int64{2}},
-		{"sender contains via index", tracking.Query{Sender: contains("ample.co")}, []int64{2}},
-		{"sender contains short", tracking.Query{Sender: contains("x.")}, []int64{4}},
-		{"subject is", tracking.Query{Subject: is("test test")}, []int64{4}},
-		{"subject is_empty", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpIsEmpty}}, []int64{3}},
-		{"subject contains unicode folded", tracking.Query{Subject: contains("ÉTÉ")}, []int64{2}},
-		{"subject contains lowercase unicode", tracking.Query{Subject: contains("été c")}, []int64{2}},
-		{"subject begins_with unicode", tracking.Query{Subject: begins("RÉU")}, []int64{2}},
-		{"subject contains quote", tracking.Query{Subject: contains(`"inv`)}, []int64{}},
-		{"subject contains two chars", tracking.Query{Subject: contains("rl")}, []int64{5}},
-		{"recipient is any", tracking.Query{Recipient: is("bob@corp.example")}, []int64{5, 1}},
-		{"recipient is second", tracking.Query{Recipient: is("CAROL@corp.example")}, []int64{1}},
-		{"recipient begins_with", tracking.Query{Recipient: begins("alice+")}, []int64{3}},
-		{"recipient contains", tracking.Query{Recipient: contains("corp.ex")}, []int64{5, 4, 1}},
-		{"attachment is unicode", tracking.Query{AttachmentName: is("résumé.docx")}, []int64{2}},
-		{"attachment contains any", tracking.Query{AttachmentName: contains(".jp")}, []int64{4}},
-		{"attachment begins_with", tracking.Query{AttachmentName: begins("rep")}, []int64{4}},
-		{"domain is recipient domain", tracking.Query{Domain: is("corp.example")}, []int64{5, 4, 1}},
-		{"domain is sender domain", tracking.Query{Domain: is("EXAMPLE.com")}, []int64{2}},
-		{"domain is with @", tracking.Query{Domain: is("@partner.example")}, []int64{2}},
-		{"domain begins_with", tracking.Query{Domain: begins("sender.")}, []int64{3, 1}},
-		{"domain contains", tracking.Query{Domain: contains("vil")}, []int64{5}},
-		{"domain contains short", tracking.Query{Domain: contains("x.")}, []int64{4}},
-		{"reply-to is", tracking.Query{ReplyTo: is("replies@example.com")}, []int64{2}},
-		{"sender IPv6 canonical", tracking.Query{SenderIPs: []string{"2001:DB8::0:1"}}, []int64{2}},
-		{"sender IPv4-mapped", tracking.Query{SenderIPs: []string{"::ffff:192.0.2.7"}}, []int64{4, 3}},
-		{"message-id with brackets", tracking.Query{MessageIDs: []string{"<20260110080012.4471@sender.example>"}}, []int64{1}},
-		{"message-id without brackets, other case", tracking.Query{MessageIDs: []string{"abc.123@example.com"}}, []int64{2}},
-		{"mids", tracking.Query{MIDs: []int64{2, 4, 99}}, []int64{4, 2}},
-		{"sha256 any attachment, case", tracking.Query{SHA256s: []string{shaZip}}, []int64{4}},
-		{"sha256 first attachment", tracking.Query{SHA256s: []string{strings.ToUpper(shaInvoice)}}, []int64{1}},
-		{"direction", tracking.Query{Direction: "outgoing"}, []int64{2}},
-		{"AND of groups", tracking.Query{Recipient: is("bob@corp.example"), Sender: contains("eve")}, []int64{5}},
-		{"flag", tracking.Query{Events: ev("virusPositive", "True")}, []int64{4}},
-		{"flag unset", tracking.Query{Events: ev("graymail", "True")}, []int64{}},
-		{"delivery status from recipient event", tracking.Query{Events: ev("deliveryStatus", "DELIVERED")}, []int64{5}},
-		{"message_delivered", tracking.Query{Events: ev("message_delivered", "True")}, []int64{5}},
-		{"quarantine status policy", tracking.Query{Events: ev("quarantineStatus", "POLICY")}, []int64{4}},
-		{"content filter name folded", tracking.Query{Events: ev("contentFiltersName", "block_exe")}, []int64{4}},
-		{"content filter stopped", tracking.Query{Events: []tracking.EventFilter{{Name: "contentFiltersName", Value: "block_exe", Action: "stopped"}}}, []int64{4}},
-		{"content filter other direction", tracking.Query{Events: []tracking.EventFilter{{Name: "contentFiltersName", Value: "block_exe", Direction: "outgoing"}}}, []int64{}},
-		{"mail policy", tracking.Query{Events: ev("mailPolicyName", "outbound")}, []int64{2}},
-		{"threat name", tracking.Query{Events: ev("threatName", "eicar-test")}, []int64{4}},
-		{"amp clean from verdict chart", tracking.Query{Events: ev("advancedMalwareProtection", "amp_clean")}, []int64{1}},
-		{"amp malicious", tracking.Query{Events: ev("advancedMalwareProtection", "amp_malicious")}, []int64{4}},
-		{"dmarc passed", tracking.Query{Events: ev("dmarcAction", "passed")}, []int64{1}},
-		{"quarantined to", tracking.Query{Events: ev("quarantinedTo", "POLICY")}, []int64{4}},
-		{"feature we lack matches nothing", tracking.Query{Events: ev("messageFilters", "x")}, []int64{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			page, err := s.Search(ctx, tt.q)
-			if err != nil {
-				t.Fatalf("Search(%+v): %v", tt.q, err)
+	for _, mode := range indexModes {
+		t.Run(mode.name, func(t *testing.T) {
+			apply := mode.apply()
+			ctx := context.Background()
+			s := MustOpenTracking(t)
+			apply(t, s, tracking.Batch{Messages: corpus(), Events: []tracking.Event{
+				{Time: t0.Add(6 * time.Minute), MID: 5, Status: tracking.StatusDelivered, Recipient: "bob@corp.example", Reply: "250 ok"},
+			}})
+			is := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpIs, Values: v} }
+			begins := func(v ...string) tracking.TextFilter {
+				return tracking.TextFilter{Op: tracking.OpBeginsWith, Values: v}
 			}
-			if diff := cmp.Diff(tt.want, mids(page.Messages)); diff != "" {
-				t.Errorf("Search(%+v) MIDs (-want +got):\n%s", tt.q, diff)
+			contains := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpContains, Values: v} }
+			ev := func(name, value string) []tracking.EventFilter {
+				return []tracking.EventFilter{{Name: name, Value: value}}
 			}
-			if page.Total != len(tt.want) || page.TotalCapped {
-				t.Errorf("Search(%+v) Total = %d (capped %v), want %d", tt.q, page.Total, page.TotalCapped, len(tt.want))
+			tests := []struct {
+				name string
+				q    tracking.Query
+				want []int64
+			}{
+				{"all, newest first", tracking.Query{}, []int64{5, 4, 3, 2, 1}},
+				{"time range half-open", tracking.Query{Start: t0.Add(2 * time.Minute), End: t0.Add(4 * time.Minute)}, []int64{3, 2}},
+				{"sender is", tracking.Query{Sender: is("alice@sender.example")}, []int64{1}},
+				{"sender is case-insensitive", tracking.Query{Sender: is("ALICE@Sender.Example")}, []int64{1}},
+				{"sender is whole string", tracking.Query{Sender: is("alice@sender")}, []int64{}},
+				{"sender is alternatives", tracking.Query{Sender: is("alice@sender.example", "eve@evil.example")}, []int64{5, 1}},
+				{"sender is empty (null sender)", tracking.Query{Sender: is("")}, []int64{3}},
+				{"sender plus address", tracking.Query{Sender: is("a+b@x.com")}, []int64{4}},
+				{"sender begins_with", tracking.Query{Sender: begins("BOB.")}, []int64{2}},
+				{"sender contains via index", tracking.Query{Sender: contains("ample.co")}, []int64{2}},
+				{"sender contains short", tracking.Query{Sender: contains("x.")}, []int64{4}},
+				{"subject is", tracking.Query{Subject: is("test test")}, []int64{4}},
+				{"subject is_empty", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpIsEmpty}}, []int64{3}},
+				{"subject contains unicode folded", tracking.Query{Subject: contains("ÉTÉ")}, []int64{2}},
+				{"subject contains lowercase unicode", tracking.Query{Subject: contains("été c")}, []int64{2}},
+				{"subject begins_with unicode", tracking.Query{Subject: begins("RÉU")}, []int64{2}},
+				{"subject contains quote", tracking.Query{Subject: contains(`"inv`)}, []int64{}},
+				{"subject contains two chars", tracking.Query{Subject: contains("rl")}, []int64{5}},
+				{"recipient is any", tracking.Query{Recipient: is("bob@corp.example")}, []int64{5, 1}},
+				{"recipient is second", tracking.Query{Recipient: is("CAROL@corp.example")}, []int64{1}},
+				{"recipient begins_with", tracking.Query{Recipient: begins("alice+")}, []int64{3}},
+				{"recipient contains", tracking.Query{Recipient: contains("corp.ex")}, []int64{5, 4, 1}},
+				{"attachment is unicode", tracking.Query{AttachmentName: is("résumé.docx")}, []int64{2}},
+				{"attachment contains any", tracking.Query{AttachmentName: contains(".jp")}, []int64{4}},
+				{"attachment begins_with", tracking.Query{AttachmentName: begins("rep")}, []int64{4}},
+				{"domain is recipient domain", tracking.Query{Domain: is("corp.example")}, []int64{5, 4, 1}},
+				{"domain is sender domain", tracking.Query{Domain: is("EXAMPLE.com")}, []int64{2}},
+				{"domain is with @", tracking.Query{Domain: is("@partner.example")}, []int64{2}},
+				{"domain begins_with", tracking.Query{Domain: begins("sender.")}, []int64{3, 1}},
+				{"domain contains", tracking.Query{Domain: contains("vil")}, []int64{5}},
+				{"domain contains short", tracking.Query{Domain: contains("x.")}, []int64{4}},
+				{"reply-to is", tracking.Query{ReplyTo: is("replies@example.com")}, []int64{2}},
+				{"sender IPv6 canonical", tracking.Query{SenderIPs: []string{"2001:DB8::0:1"}}, []int64{2}},
+				{"sender IPv4-mapped", tracking.Query{SenderIPs: []string{"::ffff:192.0.2.7"}}, []int64{4, 3}},
+				{"message-id with brackets", tracking.Query{MessageIDs: []string{"<20260110080012.4471@sender.example>"}}, []int64{1}},
+				{"message-id without brackets, other case", tracking.Query{MessageIDs: []string{"abc.123@example.com"}}, []int64{2}},
+				{"mids", tracking.Query{MIDs: []int64{2, 4, 99}}, []int64{4, 2}},
+				{"sha256 any attachment, case", tracking.Query{SHA256s: []string{shaZip}}, []int64{4}},
+				{"sha256 first attachment", tracking.Query{SHA256s: []string{strings.ToUpper(shaInvoice)}}, []int64{1}},
+				{"direction", tracking.Query{Direction: "outgoing"}, []int64{2}},
+				{"AND of groups", tracking.Query{Recipient: is("bob@corp.example"), Sender: contains("eve")}, []int64{5}},
+				{"flag", tracking.Query{Events: ev("virusPositive", "True")}, []int64{4}},
+				{"flag unset", tracking.Query{Events: ev("graymail", "True")}, []int64{}},
+				{"delivery status from recipient event", tracking.Query{Events: ev("deliveryStatus", "DELIVERED")}, []int64{5}},
+				{"message_delivered", tracking.Query{Events: ev("message_delivered", "True")}, []int64{5}},
+				{"quarantine status policy", tracking.Query{Events: ev("quarantineStatus", "POLICY")}, []int64{4}},
+				{"content filter name folded", tracking.Query{Events: ev("contentFiltersName", "block_exe")}, []int64{4}},
+				{"content filter stopped", tracking.Query{Events: []tracking.EventFilter{{Name: "contentFiltersName", Value: "block_exe", Action: "stopped"}}}, []int64{4}},
+				{"content filter other direction", tracking.Query{Events: []tracking.EventFilter{{Name: "contentFiltersName", Value: "block_exe", Direction: "outgoing"}}}, []int64{}},
+				{"mail policy", tracking.Query{Events: ev("mailPolicyName", "outbound")}, []int64{2}},
+				{"threat name", tracking.Query{Events: ev("threatName", "eicar-test")}, []int64{4}},
+				{"amp clean from verdict chart", tracking.Query{Events: ev("advancedMalwareProtection", "amp_clean")}, []int64{1}},
+				{"amp malicious", tracking.Query{Events: ev("advancedMalwareProtection", "amp_malicious")}, []int64{4}},
+				{"dmarc passed", tracking.Query{Events: ev("dmarcAction", "passed")}, []int64{1}},
+				{"quarantined to", tracking.Query{Events: ev("quarantinedTo", "POLICY")}, []int64{4}},
+				{"feature we lack matches nothing", tracking.Query{Events: ev("messageFilters", "x")}, []int64{}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					page, err := s.Search(ctx, tt.q)
+					if err != nil {
+						t.Fatalf("Search(%+v): %v", tt.q, err)
+					}
+					if diff := cmp.Diff(tt.want, mids(page.Messages)); diff != "" {
+						t.Errorf("Search(%+v) MIDs (-want +got):\n%s", tt.q, diff)
+					}
+					if page.Total != len(tt.want) || page.TotalCapped {
+						t.Errorf("Search(%+v) Total = %d (capped %v), want %d", tt.q, page.Total, page.TotalCapped, len(tt.want))
+					}
+				})
 			}
 		})
 	}
@@ -218,32 +264,37 @@ func TestTrackingRoundTrip(t *testing.T) {
 }
 
 func TestTrackingResaveReplaces(t *testing.T) {
-	ctx := context.Background()
-	s := MustOpenTracking(t)
-	first := corpus()[3]
-	mustApply(t, s, tracking.Batch{Messages: []*tracking.Message{first}})
-	again := *first
-	again.Subject, again.Attachments, again.Flags, again.ContentFilters = "second screening", nil, nil, nil
-	mustApply(t, s, tracking.Batch{Messages: []*tracking.Message{&again}})
+	for _, mode := range indexModes {
+		t.Run(mode.name, func(t *testing.T) {
+			apply := mode.apply()
+			ctx := context.Background()
+			s := MustOpenTracking(t)
+			first := corpus()[3]
+			apply(t, s, tracking.Batch{Messages: []*tracking.Message{first}})
+			again := *first
+			again.Subject, again.Attachments, again.Flags, again.ContentFilters = "second screening", nil, nil, nil
+			apply(t, s, tracking.Batch{Messages: []*tracking.Message{&again}})
 
-	tests := []struct {
-		name string
-		q    tracking.Query
-		want []int64
-	}{
-		{"new subject", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"second"}}}, []int64{4}},
-		{"old subject gone", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"test test"}}}, []int64{}},
-		{"old attachment gone", tracking.Query{SHA256s: []string{shaZip}}, []int64{}},
-		{"old flag gone", tracking.Query{Events: []tracking.EventFilter{{Name: "virusPositive", Value: "True"}}}, []int64{}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			page, err := s.Search(ctx, tt.q)
-			if err != nil {
-				t.Fatal(err)
+			tests := []struct {
+				name string
+				q    tracking.Query
+				want []int64
+			}{
+				{"new subject", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"second"}}}, []int64{4}},
+				{"old subject gone", tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"test test"}}}, []int64{}},
+				{"old attachment gone", tracking.Query{SHA256s: []string{shaZip}}, []int64{}},
+				{"old flag gone", tracking.Query{Events: []tracking.EventFilter{{Name: "virusPositive", Value: "True"}}}, []int64{}},
 			}
-			if diff := cmp.Diff(tt.want, mids(page.Messages)); diff != "" {
-				t.Errorf("Search(%+v) MIDs (-want +got):\n%s", tt.q, diff)
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					page, err := s.Search(ctx, tt.q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if diff := cmp.Diff(tt.want, mids(page.Messages)); diff != "" {
+						t.Errorf("Search(%+v) MIDs (-want +got):\n%s", tt.q, diff)
+					}
+				})
 			}
 		})
 	}
@@ -508,5 +559,83 @@ func BenchmarkTrackingSearch(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTrackingIndexer checks that the background indexer empties the queue
+// once ingest pauses, and that searches answer alike before and after.
+func TestTrackingIndexer(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpenTracking(t)
+	mustApply(t, s, tracking.Batch{Messages: corpus()})
+	if n, err := s.Unindexed(ctx); err != nil || n != len(corpus()) {
+		t.Fatalf("Unindexed before StartIndexer = %d, %v; want %d", n, err, len(corpus()))
+	}
+	q := tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"nvoic"}}}
+	before, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.StartIndexer(nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := s.Unindexed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Unindexed = %d after 20 s of indexing, want 0", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after, err := s.Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Messages) == 0 || !cmp.Equal(mids(before.Messages), mids(after.Messages)) {
+		t.Errorf("Search(subject contains nvoic) = %v before indexing, %v after; want the same, not empty", mids(before.Messages), mids(after.Messages))
+	}
+}
+
+// TestTrackingLastEvents checks LastEvents against what Details lists: the
+// last event with a summary, the connection's events included.
+func TestTrackingLastEvents(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpenTracking(t)
+	ms := corpus()
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	mustApply(t, s, tracking.Batch{Messages: ms, Events: []tracking.Event{
+		{Time: at(10), ICID: ms[0].ICID, Summary: "New SMTP ICID"}, // the connection's, before the MID
+		{Time: at(11), ICID: ms[0].ICID, MID: ms[0].MID, Summary: "Start message"},
+		{Time: at(12), ICID: ms[0].ICID, MID: ms[0].MID, Log: "log line only"},
+		{Time: at(13), ICID: ms[1].ICID, MID: ms[1].MID, Summary: "Start message"},
+		{Time: at(14), ICID: ms[1].ICID, Summary: "ICID closed"}, // the connection's, after the MID's
+		{Time: at(15), ICID: ms[2].ICID, Summary: "connection only"},
+	}})
+	got, err := s.LastEvents(ctx, ms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]time.Time{}
+	for _, m := range ms {
+		_, evs, err := s.Details(ctx, m.MID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Summary != "" {
+				want[m.MID] = evs[i].Time
+				break
+			}
+		}
+	}
+	if len(want) < 3 {
+		t.Fatalf("Details found last events for %d messages, want at least the test's 3", len(want))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("LastEvents (-from Details +got):\n%s", diff)
 	}
 }

@@ -2,7 +2,9 @@
 // the relay routes (health, observe, refer) for one registered gateway by
 // sending AsyncOS Message Tracking requests to it through the exchange's
 // device tunnel, and turns the messages it finds into CTIM sightings
-// (ctim.md §14; gateway-api.md §5, §7 and §14).
+// (ctim.md §14; gateway-api.md §5, §7 and §14). A Sightline gateway answers
+// a search with the complete records of the messages found, so that an
+// observable costs one request rather than one per message (records.go).
 package esa
 
 import (
@@ -11,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/sightline/sightline"
@@ -76,6 +79,9 @@ type esaModule struct {
 	proxy    Proxy
 	opts     Options
 	logger   *slog.Logger
+	// noRecords is when the gateway last said it has no records endpoint,
+	// in Unix nanoseconds of opts.Now; 0 if never (see recordsUsable).
+	noRecords atomic.Int64
 }
 
 // New returns the module of instance inst, which must be of kind

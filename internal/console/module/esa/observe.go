@@ -86,6 +86,9 @@ type message struct {
 	matched []ctim.Observable // the request's observables it matched
 	details *details          // nil when unknown
 	native  *nativeMessage    // attachments' hashes and URLs; nil when unknown
+	// complete says that row, details and native come from the gateway's
+	// record of the message: there is nothing to describe.
+	complete bool
 }
 
 // search is one way to find messages for an observable: AsyncOS tracking
@@ -209,7 +212,9 @@ func (m *esaModule) Observe(ctx context.Context, obs []ctim.Observable) (module.
 		}
 	}
 	slices.Sort(rowless)
-	m.fetchRows(ctx, ob, rowless, start, end)
+	if !m.recordsUsable() || !m.completeRecords(ctx, ob, rowless, start, end) {
+		m.fetchRows(ctx, ob, rowless, start, end)
+	}
 
 	msgs := make([]*message, 0, len(ob.messages))
 	for _, msg := range ob.messages {
@@ -217,9 +222,7 @@ func (m *esaModule) Observe(ctx context.Context, obs []ctim.Observable) (module.
 			msgs = append(msgs, msg)
 		}
 	}
-	slices.SortFunc(msgs, func(a, b *message) int {
-		return cmp.Or(injected(b).Compare(injected(a)), cmp.Compare(b.mid, a.mid))
-	})
+	newestFirst(msgs)
 	if len(msgs) > m.opts.MaxMessages {
 		ob.fail(module.Error{Code: codeUnknown, Type: typeWarning, Message: fmt.Sprintf(
 			"%d messages match; the %d newest are shown: shorten the module's timeframe or search for fewer observables.", len(msgs), m.opts.MaxMessages)})
@@ -229,6 +232,9 @@ func (m *esaModule) Observe(ctx context.Context, obs []ctim.Observable) (module.
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.Parallel)
 	for _, msg := range msgs {
+		if msg.complete {
+			continue
+		}
 		g.Go(func() error {
 			m.describe(gctx, ob, msg)
 			return nil
@@ -259,11 +265,33 @@ func (m *esaModule) Observe(ctx context.Context, obs []ctim.Observable) (module.
 	return data, ob.errs, nil
 }
 
+// newestFirst sorts msgs by injection time, then MID, descending; each
+// time is read once.
+func newestFirst(msgs []*message) {
+	type keyed struct {
+		at  time.Time
+		msg *message
+	}
+	ks := make([]keyed, len(msgs))
+	for i, msg := range msgs {
+		ks[i] = keyed{injected(msg), msg}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmp.Or(b.at.Compare(a.at), cmp.Compare(b.msg.mid, a.msg.mid))
+	})
+	for i, k := range ks {
+		msgs[i] = k.msg
+	}
+}
+
 // find runs one search for o and records the messages found, up to
 // MaxMessages.
 func (m *esaModule) find(ctx context.Context, ob *observation, o ctim.Observable, s search, start, end time.Time) {
 	if s.native != "" {
 		m.findNative(ctx, ob, o, s.native, start)
+		return
+	}
+	if m.recordsUsable() && m.findRecords(ctx, ob, o, s.params, start, end) {
 		return
 	}
 	found := 0
@@ -287,8 +315,13 @@ func (m *esaModule) find(ctx context.Context, ob *observation, o ctim.Observable
 			return
 		}
 	}
-	ob.fail(module.Error{Code: codeUnknown, Type: typeWarning, Message: fmt.Sprintf(
-		"More than %d messages match %s; the newest %d are shown: shorten the module's timeframe.", m.opts.MaxMessages, o, m.opts.MaxMessages)})
+	ob.fail(tooMany(o, m.opts.MaxMessages))
+}
+
+// tooMany is the warning that more than n messages match o.
+func tooMany(o ctim.Observable, n int) module.Error {
+	return module.Error{Code: codeUnknown, Type: typeWarning, Message: fmt.Sprintf(
+		"More than %d messages match %s; the newest %d are shown: shorten the module's timeframe.", n, o, n)}
 }
 
 // findNative runs a native search for o. A gateway without the native
@@ -312,8 +345,7 @@ func (m *esaModule) findNative(ctx context.Context, ob *observation, o ctim.Obse
 		}
 		q.Set("cursor", ans.NextCursor)
 	}
-	ob.fail(module.Error{Code: codeUnknown, Type: typeWarning, Message: fmt.Sprintf(
-		"More than %d messages match %s; the newest %d are shown: shorten the module's timeframe.", m.opts.MaxMessages, o, m.opts.MaxMessages)})
+	ob.fail(tooMany(o, m.opts.MaxMessages))
 }
 
 // fetchRows gets the tracking rows of mids, by batches of repeated ciscoMid.

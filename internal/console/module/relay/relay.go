@@ -111,7 +111,12 @@ const (
 	tokenLifetime  = 300 * time.Second
 )
 
-// relayModule implements module.Module over HTTP.
+var (
+	_ module.Module = (*relayModule)(nil)
+	_ module.Tiler  = (*relayModule)(nil)
+)
+
+// relayModule implements module.Module and module.Tiler over HTTP.
 type relayModule struct {
 	inst     module.Instance
 	s        Settings
@@ -178,16 +183,11 @@ func (m *relayModule) check() error {
 	bad := func(format string, args ...any) error {
 		return sightline.Errorf(sightline.Invalid, "relay module settings: "+format, args...)
 	}
-	u, err := url.Parse(m.base)
-	switch {
-	case m.s.URL == "":
+	if m.s.URL == "" {
 		return bad("url is required")
-	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return bad("url %q: want https://host[:port][/path]", m.s.URL)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return bad("url %q: http is allowed only to a loopback address; use https", m.s.URL)
-	case u.Scheme != "https" && u.Scheme != "http":
-		return bad("url %q: want https://host[:port][/path]", m.s.URL)
+	}
+	if err := CheckURL(m.s.URL); err != nil {
+		return bad("url %s", err)
 	}
 	switch {
 	case m.s.TimeoutSeconds == 0:
@@ -201,8 +201,8 @@ func (m *relayModule) check() error {
 		return bad("supported_apis is empty: list the routes the module serves")
 	}
 	for _, r := range m.s.SupportedAPIs {
-		if !slices.Contains(routes, r) {
-			return bad("supported_apis: unknown route %q; want some of %s", r, strings.Join(routes, ", "))
+		if !slices.Contains(module.Routes, r) {
+			return bad("supported_apis: unknown route %q; want some of %s", r, strings.Join(module.Routes, ", "))
 		}
 		m.supports[r] = true
 	}
@@ -234,9 +234,21 @@ func (m *relayModule) check() error {
 	return nil
 }
 
-// routes are the routes a module may list in supported_apis.
-var routes = []string{module.RouteHealth, module.RouteObserve, module.RouteDeliberate, module.RouteRefer,
-	module.RouteRespondObservables, module.RouteRespondTrigger, "tiles", "tiles/tile", "tiles/tile-data"}
+// CheckURL checks a module's base URL: https://host[:port][/path], or http
+// to a loopback address; no user, query or fragment. The error explains
+// what is wrong, quoting the URL.
+func CheckURL(raw string) error {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	switch {
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: want https://host[:port][/path]", raw)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("%q: http is allowed only to a loopback address; use https", raw)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("%q: want https://host[:port][/path]", raw)
+	}
+	return nil
+}
 
 // loopback reports whether host names the local machine.
 func loopback(host string) bool {
@@ -290,6 +302,9 @@ type envelope struct {
 // console-api.md §5.3 text (ErrorFor turns it into the module error).
 func (m *relayModule) call(ctx context.Context, route string, body any) (envelope, error) {
 	var env envelope
+	if !m.supports[route] {
+		return env, sightline.Errorf(sightline.Invalid, "module does not list %s in its supported APIs, so the console does not call it", route)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	var rd io.Reader = http.NoBody
@@ -483,6 +498,74 @@ func (m *relayModule) RespondTrigger(ctx context.Context, actionID string, param
 			Message: fmt.Sprintf("action %s did not succeed (status %q)", actionID, d.Status)}}, nil
 	}
 	return env.Errors, nil
+}
+
+// Tiles calls POST /tiles, which lists the module's tile definitions.
+// Tiles without an id are left out with a warning.
+func (m *relayModule) Tiles(ctx context.Context) ([]module.Tile, []module.Error, error) {
+	env, err := m.call(ctx, module.RouteTiles, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var raw []json.RawMessage
+	if !isAbsent(env.Data) && json.Unmarshal(env.Data, &raw) != nil {
+		return nil, append(env.Errors, malformed(module.RouteTiles, "data is not a list of tiles")), nil
+	}
+	tiles := []module.Tile{}
+	for i, b := range raw {
+		t, problem := decodeTile(b)
+		if problem != "" {
+			env.Errors = append(env.Errors, module.Error{Code: "unknown", Type: "warning",
+				Message: fmt.Sprintf("module's tile %d is left out: %s", i, problem)})
+			continue
+		}
+		tiles = append(tiles, t)
+	}
+	return tiles, env.Errors, nil
+}
+
+// Tile calls POST /tiles/tile with {"tile_id": tileID}.
+func (m *relayModule) Tile(ctx context.Context, tileID string) (module.Tile, []module.Error, error) {
+	env, err := m.call(ctx, module.RouteTile, map[string]string{"tile_id": tileID})
+	if err != nil {
+		return module.Tile{}, nil, err
+	}
+	if isAbsent(env.Data) && len(env.Errors) > 0 {
+		return module.Tile{}, env.Errors, nil
+	}
+	t, problem := decodeTile(env.Data)
+	if problem != "" {
+		return module.Tile{}, append(env.Errors, malformed(module.RouteTile, problem)), nil
+	}
+	return t, env.Errors, nil
+}
+
+// TileData calls POST /tiles/tile-data with {"tile_id": tileID, "period":
+// period} and returns its data object as sent.
+func (m *relayModule) TileData(ctx context.Context, tileID, period string) (json.RawMessage, []module.Error, error) {
+	env, err := m.call(ctx, module.RouteTileData, map[string]string{"tile_id": tileID, "period": period})
+	if err != nil {
+		return nil, nil, err
+	}
+	if isAbsent(env.Data) {
+		return nil, env.Errors, nil
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(env.Data), []byte("{")) {
+		return nil, append(env.Errors, malformed(module.RouteTileData, "data is not an object")), nil
+	}
+	return env.Data, env.Errors, nil
+}
+
+// decodeTile reads a tile definition; the problem is "" when it is one.
+func decodeTile(b json.RawMessage) (module.Tile, string) {
+	var t module.Tile
+	if err := json.Unmarshal(b, &t); err != nil {
+		return t, "not a tile definition: " + err.Error()
+	}
+	if t.ID == "" {
+		return t, "the tile has no id"
+	}
+	return t, ""
 }
 
 func isAbsent(raw json.RawMessage) bool {

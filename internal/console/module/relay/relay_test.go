@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -467,5 +468,96 @@ func TestErrorFor(t *testing.T) {
 				t.Errorf("ErrorFor(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestTiles calls the tile routes (relay-api.md §4.5): POST /tiles without
+// a body, /tiles/tile with tile_id, /tiles/tile-data with tile_id and
+// period; and no route the module does not list.
+func TestTiles(t *testing.T) {
+	ctx := context.Background()
+	f, base := start(t, relay.StyleConfigToken, "HS256")
+	var bodies sync.Map
+	record := func(path, answer string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if k, problem := f.authorize(r); problem != "" || k != "3f6c" {
+				writeJSON(w, `{"errors": [{"type": "fatal", "code": "authorization error", "message": "Authorization failed"}]}`)
+				return
+			}
+			b, _ := io.ReadAll(r.Body)
+			bodies.Store(path, string(b)+"|"+r.Header.Get("Content-Length"))
+			writeJSON(w, answer)
+		}
+	}
+	f.routes["tiles"] = record("tiles", `{"data": [{"id": "t1", "type": "metric_group", "title": "Messages", "periods": ["last_hour"]},
+		{"type": "markdown", "title": "no id"}, {"id": "t2", "type": "markdown", "title": "Notes", "tags": ["Gateway"]}]}`)
+	f.routes["tiles/tile"] = record("tiles/tile", `{"data": {"id": "t1", "type": "metric_group", "title": "Messages"}}`)
+	f.routes["tiles/tile-data"] = record("tiles/tile-data", `{"data": {"period": "last_hour", "data": [{"id": "n", "label": "N", "value": 1}]}}`)
+	auth := relay.Auth{Style: relay.StyleConfigToken, Alg: "HS256", Key: secretKey, Claims: map[string]string{"key": "3f6c"}}
+	newTiler := func(apis ...string) module.Tiler {
+		s, _ := json.Marshal(relay.Settings{URL: base, Auth: auth, SupportedAPIs: apis})
+		m, err := relay.New(module.Instance{ID: "m1", Kind: module.KindRelay, Name: "Tiles", Settings: s}, relay.Options{JWKSHost: jwksHost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(module.Tiler)
+	}
+	m := newTiler("tiles", "tiles/tile", "tiles/tile-data")
+	tiles, errs, err := m.Tiles(ctx)
+	want := []module.Tile{{ID: "t1", Type: "metric_group", Title: "Messages", Periods: []string{"last_hour"}},
+		{ID: "t2", Type: "markdown", Title: "Notes", Tags: []string{"Gateway"}}}
+	if err != nil || !cmp.Equal(tiles, want) || len(errs) != 1 || errs[0].Type != "warning" || !strings.Contains(errs[0].Message, "tile 1 is left out: the tile has no id") {
+		t.Errorf("Tiles() = %+v, %v, %v; want two tiles and a warning for the one without id", tiles, errs, err)
+	}
+	tile, errs, err := m.Tile(ctx, "t1")
+	if err != nil || len(errs) != 0 || tile.ID != "t1" || tile.Title != "Messages" {
+		t.Errorf("Tile(t1) = %+v, %v, %v", tile, errs, err)
+	}
+	data, errs, err := m.TileData(ctx, "t1", "last_hour")
+	if err != nil || len(errs) != 0 || !strings.Contains(string(data), `"label": "N"`) {
+		t.Errorf("TileData(t1) = %s, %v, %v", data, errs, err)
+	}
+	wantBodies := map[string]string{"tiles": "|0", "tiles/tile": `{"tile_id":"t1"}|16`, "tiles/tile-data": `{"period":"last_hour","tile_id":"t1"}|37`}
+	for path, want := range wantBodies {
+		if got, _ := bodies.Load(path); got != want {
+			t.Errorf("%s request body|Content-Length = %v, want %q", path, got, want)
+		}
+	}
+
+	// A route the module does not list is never called.
+	calls := f.calls.Load()
+	m = newTiler("tiles")
+	if _, _, err := m.TileData(ctx, "t1", "last_hour"); sightline.ErrorKind(err) != sightline.Invalid ||
+		!strings.Contains(sightline.ErrorMessage(err), "does not list tiles/tile-data") {
+		t.Errorf("TileData on a module without tiles/tile-data = %v, want an Invalid error without a call", err)
+	}
+	if _, _, err := m.Tile(ctx, "t1"); err == nil {
+		t.Errorf("Tile on a module without tiles/tile: no error")
+	}
+	if n := f.calls.Load() - calls; n != 0 {
+		t.Errorf("the relay got %d calls for routes the module does not list", n)
+	}
+
+	malformed := []struct{ route, answer, want string }{
+		{"tiles", `{"data": {"id": "t1"}}`, "data is not a list of tiles"},
+		{"tiles/tile", `{"data": {"title": "no id"}}`, "the tile has no id"},
+		{"tiles/tile-data", `{"data": [1, 2]}`, "data is not an object"},
+	}
+	m = newTiler("tiles", "tiles/tile", "tiles/tile-data")
+	for _, mf := range malformed {
+		f.routes[mf.route] = func(w http.ResponseWriter, r *http.Request) { writeJSON(w, mf.answer) }
+		var errs []module.Error
+		var err error
+		switch mf.route {
+		case "tiles":
+			_, errs, err = m.Tiles(ctx)
+		case "tiles/tile":
+			_, errs, err = m.Tile(ctx, "t1")
+		default:
+			_, errs, err = m.TileData(ctx, "t1", "last_hour")
+		}
+		if err != nil || len(errs) != 1 || !strings.Contains(errs[0].Message, mf.want) {
+			t.Errorf("%s answering %s = %v, %v; want one error %q", mf.route, mf.answer, errs, err, mf.want)
+		}
 	}
 }

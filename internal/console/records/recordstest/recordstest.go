@@ -29,6 +29,7 @@ func TestStore(t *testing.T, open func(t *testing.T) records.Store) {
 		{"Clients", testClients},
 		{"SigningKeys", testSigningKeys},
 		{"Instances", testInstances},
+		{"ModuleTypes", testModuleTypes},
 		{"Entities", testEntities},
 		{"Secrets", testSecrets},
 	}
@@ -77,6 +78,12 @@ func testOrganisations(t *testing.T, s records.Store) {
 	got, err = s.OrganisationByName(ctx, "Acme")
 	if err != nil || got.ID != a.ID {
 		t.Errorf("OrganisationByName(Acme) = %+v, %v; want %s", got, err, a.ID)
+	}
+	b := newOrg(t, s, "Bravo")
+	all, err := s.Organisations(ctx)
+	must(t, "Organisations", err)
+	if diff := cmp.Diff([]records.Organisation{a, b}, all); diff != "" {
+		t.Errorf("Organisations mismatch (-want +got):\n%s", diff)
 	}
 	_, err = s.Organisation(ctx, "nope")
 	wantKind(t, "Organisation(nope)", err, sightline.NotFound)
@@ -185,6 +192,52 @@ func testInstances(t *testing.T, s records.Store) {
 	list, _ = s.Instances(ctx, a.ID)
 	if len(list) != 0 {
 		t.Errorf("Instances after delete = %v, want none", list)
+	}
+}
+
+func testModuleTypes(t *testing.T, s records.Store) {
+	a, b := newOrg(t, s, "A"), newOrg(t, s, "B")
+	mt := records.ModuleType{ID: uuid.NewString(), OrgID: a.ID, Title: "Intel", Record: json.RawMessage(`{"title":"Intel"}`),
+		CreatedAt: t0, CreatedBy: "admin"}
+	must(t, "CreateModuleType", s.CreateModuleType(ctx, mt))
+	wantKind(t, "CreateModuleType(duplicate id)", s.CreateModuleType(ctx, mt), sightline.Conflict)
+	same := mt
+	same.ID = uuid.NewString()
+	wantKind(t, "CreateModuleType(duplicate title)", s.CreateModuleType(ctx, same), sightline.Conflict)
+	// Another organisation may use the same title.
+	inB := same
+	inB.OrgID = b.ID
+	must(t, "CreateModuleType(other org, same title)", s.CreateModuleType(ctx, inB))
+	first := mt
+	first.ID, first.Title = uuid.NewString(), "Abuse"
+	must(t, "CreateModuleType", s.CreateModuleType(ctx, first))
+
+	got, err := s.ModuleType(ctx, a.ID, mt.ID)
+	must(t, "ModuleType", err)
+	if diff := cmp.Diff(mt, got); diff != "" {
+		t.Errorf("ModuleType mismatch (-want +got):\n%s", diff)
+	}
+	_, err = s.ModuleType(ctx, b.ID, mt.ID)
+	wantKind(t, "ModuleType(other org)", err, sightline.NotFound)
+	list, err := s.ModuleTypes(ctx, a.ID)
+	must(t, "ModuleTypes", err)
+	if diff := cmp.Diff([]records.ModuleType{first, mt}, list); diff != "" {
+		t.Errorf("ModuleTypes(A) mismatch (-want +got):\n%s", diff)
+	}
+
+	// A type in use stays; the instance of another organisation does not count.
+	in := records.Instance{Instance: module.Instance{ID: uuid.NewString(), TypeID: mt.ID, Kind: module.KindRelay,
+		Name: "intel", OrgID: a.ID, Enabled: true, Settings: json.RawMessage(`{}`)}, CreatedAt: t0, UpdatedAt: t0}
+	must(t, "CreateInstance", s.CreateInstance(ctx, in))
+	wantKind(t, "DeleteModuleType(in use)", s.DeleteModuleType(ctx, a.ID, mt.ID), sightline.Conflict)
+	wantKind(t, "DeleteModuleType(other org)", s.DeleteModuleType(ctx, b.ID, mt.ID), sightline.NotFound)
+	must(t, "DeleteInstance", s.DeleteInstance(ctx, a.ID, in.ID))
+	must(t, "DeleteModuleType", s.DeleteModuleType(ctx, a.ID, mt.ID))
+	_, err = s.ModuleType(ctx, a.ID, mt.ID)
+	wantKind(t, "ModuleType(deleted)", err, sightline.NotFound)
+	wantKind(t, "DeleteModuleType(deleted)", s.DeleteModuleType(ctx, a.ID, mt.ID), sightline.NotFound)
+	if _, err := s.ModuleType(ctx, b.ID, inB.ID); err != nil {
+		t.Errorf("ModuleType(B) after A's delete: %v", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 // Sightline shell: the few behaviours HTML cannot do alone. Every page works
-// without this file; it adds confirm dialogs, copy buttons, expandable rows
-// and touch/keyboard support for the drop-down navigation.
+// without this file; it adds confirm dialogs, copy buttons, expandable rows,
+// touch/keyboard support for the drop-down navigation, and closes an icon
+// menu (<details class="nav-icon">) on a click elsewhere or Escape.
 (function () {
   "use strict";
   document.documentElement.classList.add("js");
@@ -18,7 +19,19 @@
     });
   }
 
+  function closeIconMenus(except) {
+    document.querySelectorAll("details.nav-icon[open]").forEach(function (d) {
+      if (d !== except) d.open = false;
+    });
+  }
+
+  // Focus moving elsewhere, by Tab or by a click, closes an open icon menu.
+  document.addEventListener("focusin", function (e) {
+    closeIconMenus(e.target.closest("details.nav-icon"));
+  });
+
   document.addEventListener("click", function (e) {
+    closeIconMenus(e.target.closest("details.nav-icon"));
     var t = e.target.closest("button");
     if (t && t.classList.contains("nav-title")) {
       var open = t.getAttribute("aria-expanded") !== "true";
@@ -64,5 +77,10 @@
     var open = document.querySelector(".nav-title[aria-expanded=true]");
     closeMenus(null);
     if (open) open.focus();
+    var icon = document.querySelector("details.nav-icon[open]");
+    if (icon) {
+      icon.open = false;
+      icon.querySelector("summary").focus();
+    }
   });
 })();

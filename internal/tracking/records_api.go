@@ -1,0 +1,142 @@
+package tracking
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/sightline/sightline"
+)
+
+// RecordsAPI serves the complete records of a Message Tracking search in one
+// answer, for programs that would otherwise search and then ask for the
+// details of every message found, one request each (the console's gateway
+// module, through the exchange's tunnel):
+//
+//	GET /api/v1/tracking/records?<the parameters of message-tracking/messages>
+//
+// It reads the parameters of GET message-tracking/messages (startDate and
+// endDate required, the filters, offset and limit; ParseQueryParams) and
+// answers
+//
+//	{"total": 1, "total_capped": false, "serial_number": "…", "host_name": "gw1.example.com",
+//	 "records": [{"mid": 315, …, "last_event_at": "2026-01-10T08:00:14Z"}]}
+//
+// newest first, as the search orders them. A record is a message as the
+// native search shows it (SearchAPI), with times in UTC, plus last_event_at:
+// the time of the last event that message-tracking/details lists for it, ""
+// when it lists none. host_name is the gateway's, "" when unresolved. A bad
+// parameter is 400 {"error": "…"} with the AsyncOS message. It answers
+// whatever path it is mounted on; authentication is the caller's.
+type RecordsAPI struct {
+	store  Store
+	info   GatewayInfo
+	logger *slog.Logger
+}
+
+// LastEventStore is a Store that can find in one read, for many messages,
+// the time of the last event message-tracking/details lists for each. The
+// records endpoint uses it when its store has it, and reads the Details of
+// each message otherwise.
+type LastEventStore interface {
+	Store
+	// LastEvents returns, for each message of ms, the time of the last
+	// event with a Summary among those Details returns for it (its own and
+	// those of its connection that have no MID), in their order; a message
+	// without such an event is not in the map.
+	LastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error)
+}
+
+// NewRecordsAPI returns the endpoint over s. A nil logger discards.
+func NewRecordsAPI(s Store, info GatewayInfo, logger *slog.Logger) *RecordsAPI {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &RecordsAPI{store: s, info: info, logger: logger.With("component", "records_api")}
+}
+
+// recordsResponse is the body of a successful answer.
+type recordsResponse struct {
+	Total        int      `json:"total"`
+	TotalCapped  bool     `json:"total_capped"`
+	SerialNumber string   `json:"serial_number"`
+	HostName     string   `json:"host_name"`
+	Records      []record `json:"records"`
+}
+
+// record is one message with what its details add to a search result.
+type record struct {
+	searchMessage
+	LastEventAt string `json:"last_event_at"`
+}
+
+// ServeHTTP implements http.Handler.
+func (a *RecordsAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
+		return
+	}
+	resp, err := a.records(r.Context(), r)
+	if err != nil {
+		status, body := SearchErrorStatus(err)
+		if status >= 500 {
+			a.logger.Error("records failed", "status", status, "err", err)
+		}
+		writeJSON(w, status, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *RecordsAPI) records(ctx context.Context, r *http.Request) (recordsResponse, error) {
+	q, err := ParseQueryParams(r.URL.Query())
+	if err != nil {
+		return recordsResponse{}, err
+	}
+	page, err := a.store.Search(ctx, q)
+	if err != nil {
+		return recordsResponse{}, err
+	}
+	last, err := a.lastEvents(ctx, page.Messages)
+	if err != nil {
+		return recordsResponse{}, err
+	}
+	resp := recordsResponse{Total: page.Total, TotalCapped: page.TotalCapped, SerialNumber: a.info.SerialNumber,
+		HostName: a.info.HostName, Records: make([]record, 0, len(page.Messages))}
+	for _, m := range page.Messages {
+		rec := record{searchMessage: searchMessageOf(m, time.UTC)}
+		if t, ok := last[m.MID]; ok {
+			rec.LastEventAt = t.UTC().Format(time.RFC3339Nano)
+		}
+		resp.Records = append(resp.Records, rec)
+	}
+	return resp, nil
+}
+
+// lastEvents returns the time of the last event that details lists (one
+// with a summary) of each message of ms that has one.
+func (a *RecordsAPI) lastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error) {
+	if s, ok := a.store.(LastEventStore); ok {
+		return s.LastEvents(ctx, ms)
+	}
+	last := make(map[int64]time.Time, len(ms))
+	for _, m := range ms {
+		_, evs, err := a.store.Details(ctx, m.MID)
+		if sightline.ErrorKind(err) == sightline.NotFound {
+			continue // gone since the search
+		}
+		if err != nil {
+			return nil, fmt.Errorf("events of MID %d: %w", m.MID, err)
+		}
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Summary != "" {
+				last[m.MID] = evs[i].Time
+				break
+			}
+		}
+	}
+	return last, nil
+}
