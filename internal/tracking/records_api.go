@@ -2,12 +2,9 @@ package tracking
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/sightline/sightline"
 )
 
 // RecordsAPI serves the complete records of a Message Tracking search in one
@@ -34,19 +31,6 @@ type RecordsAPI struct {
 	store  Store
 	info   GatewayInfo
 	logger *slog.Logger
-}
-
-// LastEventStore is a Store that can find in one read, for many messages,
-// the time of the last event message-tracking/details lists for each. The
-// records endpoint uses it when its store has it, and reads the Details of
-// each message otherwise.
-type LastEventStore interface {
-	Store
-	// LastEvents returns, for each message of ms, the time of the last
-	// event with a Summary among those Details returns for it (its own and
-	// those of its connection that have no MID), in their order; a message
-	// without such an event is not in the map.
-	LastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error)
 }
 
 // NewRecordsAPI returns the endpoint over s. A nil logger discards.
@@ -100,7 +84,7 @@ func (a *RecordsAPI) records(ctx context.Context, r *http.Request) (recordsRespo
 	if err != nil {
 		return recordsResponse{}, err
 	}
-	last, err := a.lastEvents(ctx, page.Messages)
+	last, err := a.store.LastEvents(ctx, page.Messages)
 	if err != nil {
 		return recordsResponse{}, err
 	}
@@ -114,29 +98,4 @@ func (a *RecordsAPI) records(ctx context.Context, r *http.Request) (recordsRespo
 		resp.Records = append(resp.Records, rec)
 	}
 	return resp, nil
-}
-
-// lastEvents returns the time of the last event that details lists (one
-// with a summary) of each message of ms that has one.
-func (a *RecordsAPI) lastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error) {
-	if s, ok := a.store.(LastEventStore); ok {
-		return s.LastEvents(ctx, ms)
-	}
-	last := make(map[int64]time.Time, len(ms))
-	for _, m := range ms {
-		_, evs, err := a.store.Details(ctx, m.MID)
-		if sightline.ErrorKind(err) == sightline.NotFound {
-			continue // gone since the search
-		}
-		if err != nil {
-			return nil, fmt.Errorf("events of MID %d: %w", m.MID, err)
-		}
-		for i := len(evs) - 1; i >= 0; i-- {
-			if evs[i].Summary != "" {
-				last[m.MID] = evs[i].Time
-				break
-			}
-		}
-	}
-	return last, nil
 }

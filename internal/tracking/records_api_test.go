@@ -156,9 +156,8 @@ func TestRecordsAPIErrors(t *testing.T) {
 	}
 }
 
-// lastEventsStore is the SQLite store as a tracking.LastEventStore, whose
-// LastEvents reads each message's events; it counts the Details read by
-// others.
+// lastEventsStore is the SQLite store with a LastEvents of its own, which
+// reads each message's events; it counts the Details read by others.
 type lastEventsStore struct {
 	*sqlite.TrackingStore
 	details atomic.Int32

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Store keeps tracking records and events and searches them. It is
@@ -26,6 +27,11 @@ type Store interface {
 	// the MID, and those of its incoming connection that have no MID. An
 	// unknown MID is a NotFound *sightline.Error.
 	Details(ctx context.Context, mid int64) (*Message, []Event, error)
+	// LastEvents returns, for each message of ms, the time of the last
+	// event with a Summary among those Details returns for it (its own and
+	// those of its connection that have no MID), in their order; a message
+	// without such an event is not in the map.
+	LastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error)
 }
 
 // Batch is one unit of writes for Store.Apply.

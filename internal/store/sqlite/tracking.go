@@ -580,17 +580,7 @@ func loadChildren(ctx context.Context, tx queryer, ms []*tracking.Message) error
 	}
 	in := `(?` + strings.Repeat(`, ?`, len(ms)-1) + `)`
 	load := func(query string, scan func(*sql.Rows) error) error {
-		rows, err := tx.QueryContext(ctx, query+` WHERE mid IN `+in+` ORDER BY mid, 2`, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
+		return eachRow(tx.QueryContext(ctx, query+` WHERE mid IN `+in+` ORDER BY mid, 2`, args...))(scan)
 	}
 	var mid int64
 	if err := load(`SELECT mid, rid, address, status, reply FROM recipients`, func(rows *sql.Rows) error {

@@ -7,9 +7,7 @@ import (
 	"github.com/sightline/sightline/internal/tracking"
 )
 
-var _ tracking.LastEventStore = (*TrackingStore)(nil)
-
-// LastEvents implements tracking.LastEventStore in one read: the newest
+// LastEvents implements tracking.Store in one read: the newest
 // event with a summary of each MID, and of each connection's events without
 // a MID, the later of the two winning as Details orders them (by seq).
 func (s *TrackingStore) LastEvents(ctx context.Context, ms []*tracking.Message) (map[int64]time.Time, error) {

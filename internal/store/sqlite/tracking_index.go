@@ -236,17 +236,24 @@ func bindAll[T interface{ all() []**sql.Stmt }](ctx context.Context, tx *sql.Tx,
 
 // scanRows runs st with arg and calls scan for each row.
 func scanRows(ctx context.Context, st *sql.Stmt, arg any, scan func(*sql.Rows) error) error {
-	rows, err := st.QueryContext(ctx, arg)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
+	return eachRow(st.QueryContext(ctx, arg))(scan)
+}
+
+// eachRow takes the result of a query and returns a function that calls scan
+// for each of its rows, then closes them.
+func eachRow(rows *sql.Rows, err error) func(scan func(*sql.Rows) error) error {
+	return func(scan func(*sql.Rows) error) error {
+		if err != nil {
 			return err
 		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	}
-	return rows.Err()
 }
 
 // queryInt64s returns the single integer column of st's rows.
