@@ -159,6 +159,9 @@ func (c *Console) createModule(ctx context.Context, orgID string, req ModuleRequ
 	if err := c.applyModuleRequest(ctx, &in, req); err != nil {
 		return records.Instance{}, err
 	}
+	if err := c.uniqueName(ctx, &in, req.Name != ""); err != nil {
+		return records.Instance{}, err
+	}
 	if err := c.store.CreateInstance(ctx, in); err != nil {
 		return records.Instance{}, fmt.Errorf("create module instance: %w", err)
 	}
@@ -203,12 +206,42 @@ func (c *Console) updateModule(ctx context.Context, orgID, id string, req Module
 	if err := c.applyModuleRequest(ctx, &in, req); err != nil {
 		return in, err
 	}
+	if req.Name != "" {
+		if err := c.uniqueName(ctx, &in, true); err != nil {
+			return in, err
+		}
+	}
 	in.UpdatedAt = c.now()
 	if err := c.store.UpdateInstance(ctx, in); err != nil {
 		return in, fmt.Errorf("update module instance: %w", err)
 	}
 	c.forget(in.ID)
 	return in, nil
+}
+
+// uniqueName keeps the names of an organisation's module instances apart
+// (ignoring case), since the analyst tells results apart by them: a name
+// the request chose that another instance has is a Conflict; a default name
+// that is taken gets the first free suffix " 2", " 3"….
+func (c *Console) uniqueName(ctx context.Context, in *records.Instance, chosen bool) error {
+	list, err := c.store.Instances(ctx, in.OrgID)
+	if err != nil {
+		return fmt.Errorf("list module instances: %w", err)
+	}
+	var names []string
+	for _, other := range list {
+		if other.ID != in.ID {
+			names = append(names, other.Name)
+		}
+	}
+	switch {
+	case !module.NameTaken(in.Name, names):
+		return nil
+	case chosen:
+		return sightline.Errorf(sightline.Conflict, "a module named %q already exists in this organisation: choose another name", in.Name)
+	}
+	in.Name = module.FreeName(in.Name, names)
+	return nil
 }
 
 // applyModuleRequest sets the name, enabled and settings of in from req,

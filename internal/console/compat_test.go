@@ -84,6 +84,27 @@ func TestModulesWithExchange(t *testing.T) {
 		string(mi.Settings) != fmt.Sprintf(`{"device_id":%q,"timeframe_days":30}`, reg.DeviceID) {
 		t.Fatalf("create ESA module = %d %s", status, body)
 	}
+	// A second module for the same device gets the default name numbered;
+	// a name another module has is refused, on create and on rename.
+	status, body = tc.admin(t, http.MethodPost, "/api/v1/modules", esa(reg.DeviceID))
+	second := decode[ModuleInstance](t, body)
+	if status != 201 || second.Name != "Email Security Appliance 2" {
+		t.Errorf("second ESA module with the default name = %d %s, want 201 named \"Email Security Appliance 2\"", status, body)
+	}
+	named := esa(reg.DeviceID)
+	named.Name = "email security appliance"
+	status, body = tc.admin(t, http.MethodPost, "/api/v1/modules", named)
+	if want := `a module named "email security appliance" already exists in this organisation: choose another name`; status != 409 ||
+		decode[APIError](t, body).Error != want {
+		t.Errorf("create a module with a taken name = %d %s, want 409 %q", status, body, want)
+	}
+	status, body = tc.admin(t, http.MethodPut, "/api/v1/modules/"+second.ID, ModuleRequest{Name: "Email Security Appliance"})
+	if status != 409 {
+		t.Errorf("rename a module to a taken name = %d %s, want 409", status, body)
+	}
+	if status, _ := tc.admin(t, http.MethodDelete, "/api/v1/modules/"+second.ID, nil); status != 204 {
+		t.Errorf("delete the second module = %d, want 204", status)
+	}
 	status, body = tc.admin(t, http.MethodPut, "/api/v1/modules/"+mi.ID, ModuleRequest{Name: "gw1", Enabled: new(bool)})
 	if up := decode[ModuleInstance](t, body); status != 200 || up.Name != "gw1" || up.Enabled {
 		t.Errorf("update = %d %s", status, body)

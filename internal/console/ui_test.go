@@ -376,6 +376,21 @@ func TestUIModuleWithExchange(t *testing.T) {
 		t.Errorf("Modules page does not name the device gw1 (ESA, …):\n%s", page.body)
 	}
 
+	// With gw1 taken, the form offers a free name, and a taken one is
+	// refused beside the form.
+	renamed := renameInstance(t, tc, got.ID, "Email Security Appliance")
+	form = b.get(t, "/settings/modules/new/esa")
+	if names := elements(t, form.body, func(n *html.Node) bool {
+		return n.Data == "input" && attrOf(n, "name") == "name" && attrOf(n, "value") == "Email Security Appliance 2"
+	}); len(names) != 1 {
+		t.Errorf("Add New Module with the default name taken does not offer \"Email Security Appliance 2\":\n%s", form.body)
+	}
+	res = b.post(t, "/settings/modules", url.Values{"kind": {"esa"}, "name": {"EMAIL security appliance"}, "device_id": {reg.DeviceID}})
+	if want := "already exists in this organisation"; res.status != http.StatusConflict || !strings.Contains(res.body, want) {
+		t.Errorf("add a module with a taken name = %d, want 409 with %q:\n%s", res.status, want, res.body)
+	}
+	renameInstance(t, tc, got.ID, renamed)
+
 	// Edit: rename and disable.
 	res = b.post(t, "/settings/modules/"+got.ID, url.Values{"name": {"gw1-edge"}, "device_id": {reg.DeviceID}, "timeframe_days": {"7"}})
 	if res.status != http.StatusSeeOther {
@@ -665,4 +680,21 @@ func FuzzMergeData(f *testing.F) {
 			t.Fatalf("mergeData(%q, %q) sightings = %q, want count %d and %d docs", x, y, got["sightings"], sx.Count+sy.Count, len(sx.Docs)+len(sy.Docs))
 		}
 	})
+}
+
+// renameInstance renames a module instance in the store and returns its
+// previous name.
+func renameInstance(t *testing.T, tc *testConsole, id, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	in, err := tc.store.Instance(ctx, tc.org.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := in.Name
+	in.Name = name
+	if err := tc.store.UpdateInstance(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	return prev
 }

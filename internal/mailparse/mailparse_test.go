@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -414,4 +415,30 @@ func TestParseHostileShapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTextURLs checks that textURLs, which runs the regular expression only
+// around each "://", finds what the regular expression finds on the whole
+// text.
+func FuzzTextURLs(f *testing.F) {
+	for _, s := range []string{
+		"see https://a.example/x, and http://b.example/?u=http://c.example/ too",
+		"xhttps://no.example ahttp://no.example ftp://yes.example/f HTTPS://Up.Example",
+		"(http://paren.example/a) <https://angle.example/> \"http://q.example\"",
+		"://://http:// https:// ftp://x\thttp://tab.example\nhttps://nl.example",
+		"", "no urls here at all", "é https://ünïcode.example/ü",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var want []string
+		for _, u := range bareURL.FindAllString(s, -1) {
+			if u = trimURL(u); u != "" {
+				want = append(want, u)
+			}
+		}
+		if got := textURLs(s); !slices.Equal(got, want) {
+			t.Errorf("textURLs(%q) = %q, want %q", s, got, want)
+		}
+	})
 }

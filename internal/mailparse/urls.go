@@ -12,15 +12,36 @@ import (
 // characters that cannot appear unescaped in a URL and commonly delimit one.
 var bareURL = regexp.MustCompile(`(?i)\b(?:https?|ftp)://[^\s<>"'\x60{}|\\^]+`)
 
-// textURLs returns the URLs written in plain text, in order.
+// textURLs returns the URLs written in plain text, in order. Every URL holds
+// "://", so the regular expression only runs on the few bytes around each
+// one (from the longest scheme before it, plus one byte for \b, to the next
+// white space) instead of on the whole text: a body without URLs costs one
+// fast substring search.
 func textURLs(s string) []string {
 	var out []string
-	for _, u := range bareURL.FindAllString(s, -1) {
-		if u = trimURL(u); u != "" {
+	for pos := 0; ; {
+		i := strings.Index(s[pos:], "://")
+		if i < 0 {
+			return out
+		}
+		i += pos
+		from := max(pos, i-len("https")-1)
+		end := i + 3
+		if n := strings.IndexAny(s[end:], " \t\n\f\r"); n >= 0 {
+			end += n
+		} else {
+			end = len(s)
+		}
+		loc := bareURL.FindStringIndex(s[from:end])
+		if loc == nil {
+			pos = i + 3
+			continue
+		}
+		if u := trimURL(s[from+loc[0] : from+loc[1]]); u != "" {
 			out = append(out, u)
 		}
+		pos = from + loc[1]
 	}
-	return out
 }
 
 // trimURL removes the punctuation that ends a sentence rather than the URL:

@@ -148,9 +148,27 @@ func (u *UI) newModule(w http.ResponseWriter, r *http.Request, me Account) {
 		u.rd.NotFound(w, r)
 		return
 	}
-	m := Module{Kind: k.Kind, Name: k.Name, Enabled: true, TimeframeDays: defaultTimeframe, TimeoutSeconds: defaultTimeout,
+	m := Module{Kind: k.Kind, Name: u.freeModuleName(r, me, k.Name), Enabled: true, TimeframeDays: defaultTimeframe, TimeoutSeconds: defaultTimeout,
 		AuthStyle: AuthConfigToken, SupportedAPIs: []string{module.RouteHealth, module.RouteObserve, module.RouteDeliberate, module.RouteRefer}}
 	u.renderModuleForm(w, r, me, http.StatusOK, true, m, "")
+}
+
+// freeModuleName is the name the Add New Module form offers: name, or when
+// another module has it (names are unique, ignoring case) the first free
+// "name 2", "name 3"….
+func (u *UI) freeModuleName(r *http.Request, me Account, name string) string {
+	if u.cfg.Modules == nil {
+		return name
+	}
+	list, err := u.cfg.Modules.Modules(r.Context(), me.Org)
+	if err != nil {
+		return name // the form still works; saving reports a clash
+	}
+	names := make([]string, len(list))
+	for i, m := range list {
+		names[i] = m.Name
+	}
+	return module.FreeName(name, names)
 }
 
 func (u *UI) editModule(w http.ResponseWriter, r *http.Request, me Account) {

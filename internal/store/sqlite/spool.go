@@ -40,11 +40,12 @@ type Spool struct {
 	once    sync.Once
 	commits atomic.Int64
 	applied atomic.Int64
+	writes  *stmtCache // the operations' statements, prepared once on the writer
 }
 
 type spoolOp struct {
 	ctx  context.Context // the caller's; checked before the op runs, not passed to SQL
-	fn   func(ctx context.Context, tx *sql.Tx) error
+	fn   func(ctx context.Context, tx cachedTx) error
 	errc chan error // buffered: the committer never blocks on a caller
 }
 
@@ -64,6 +65,7 @@ func OpenSpool(ctx context.Context, path string) (*Spool, error) {
 		ops:     make(chan *spoolOp, spoolMaxBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		writes:  newStmtCache(db.W),
 	}
 	go s.commitLoop()
 	return s, nil
@@ -74,6 +76,7 @@ func OpenSpool(ctx context.Context, path string) (*Spool, error) {
 func (s *Spool) Close() error {
 	s.once.Do(func() { close(s.closing) })
 	<-s.done
+	s.writes.Close()
 	return s.db.Close()
 }
 
@@ -90,7 +93,7 @@ func (s *Spool) Stats() SpoolStats {
 
 // write submits fn to the committer and waits until it is durable. When ctx
 // ends first, write returns ctx.Err() and fn may still be committed later.
-func (s *Spool) write(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) error {
+func (s *Spool) write(ctx context.Context, fn func(ctx context.Context, tx cachedTx) error) error {
 	op := &spoolOp{ctx: ctx, fn: fn, errc: make(chan error, 1)}
 	select {
 	case s.ops <- op:
@@ -178,7 +181,7 @@ func (s *Spool) apply(ctx context.Context, ops []*spoolOp) (int, error) {
 		return -1, fmt.Errorf("spool: begin: %w", err)
 	}
 	for i, op := range ops {
-		if err := op.fn(ctx, tx); err != nil {
+		if err := op.fn(ctx, cachedTx{tx, s.writes}); err != nil {
 			tx.Rollback()
 			return i, err
 		}
@@ -198,7 +201,7 @@ func (s *Spool) Add(ctx context.Context, env *mailflow.Envelope, data []byte, st
 	if err != nil {
 		return fmt.Errorf("spool: encode envelope of message %d: %w", env.MID, err)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx cachedTx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO spool_message (mid, state, envelope) VALUES (?, ?, ?)
 			ON CONFLICT (mid) DO NOTHING`, env.MID, state, envJSON)
 		if err != nil {
@@ -231,7 +234,7 @@ func (s *Spool) Screened(ctx context.Context, mid int64, d queue.Disposition) er
 	default:
 		return sightline.Errorf(sightline.Invalid, "spool: message %d screened into state %q", mid, d.State)
 	}
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx cachedTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE spool_message SET state = ?, quarantine = ?, status = ?, reason = ?, subject = ?, quarantined_at = ?
 			WHERE mid = ? AND state = ?`, d.State, d.Quarantine, d.Status, d.Reason, d.Subject, quarantinedAt, mid, queue.StateNew)
 		if err != nil {
@@ -252,7 +255,7 @@ func (s *Spool) Screened(ctx context.Context, mid int64, d queue.Disposition) er
 // Update implements queue.Spool.
 func (s *Spool) Update(ctx context.Context, mid int64, rcpts []queue.RecipientState) (bool, error) {
 	var done bool
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx cachedTx) error {
 		done = false
 		for _, r := range rcpts {
 			res, err := tx.ExecContext(ctx, `UPDATE spool_recipient SET state = ?, attempts = ?, next_attempt = ?, last_reply = ?
@@ -287,7 +290,7 @@ func (s *Spool) Update(ctx context.Context, mid int64, rcpts []queue.RecipientSt
 
 // Remove implements queue.Spool.
 func (s *Spool) Remove(ctx context.Context, mid int64, state string) error {
-	return s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return s.write(ctx, func(ctx context.Context, tx cachedTx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM spool_message WHERE mid = ? AND (? = '' OR state = ?)`, mid, state, state)
 		if err != nil {
 			return fmt.Errorf("spool: remove message %d: %w", mid, err)
@@ -305,7 +308,7 @@ func (s *Spool) Remove(ctx context.Context, mid int64, state string) error {
 // Release implements queue.Spool.
 func (s *Spool) Release(ctx context.Context, mid int64) (*queue.SpooledMessage, error) {
 	var m *queue.SpooledMessage
-	err := s.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.write(ctx, func(ctx context.Context, tx cachedTx) error {
 		var err error
 		m, err = spoolMessage(ctx, tx, mid)
 		if err != nil {

@@ -22,31 +22,78 @@ const maxCachedStmts = 128
 type stmtCache struct {
 	db *sql.DB
 
-	mu    sync.RWMutex
-	stmts map[string]*sql.Stmt
+	mu        sync.Mutex
+	stmts     map[string]*sql.Stmt
+	preparing map[string]bool // queries being prepared in the background
+	closed    bool
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, stmts: make(map[string]*sql.Stmt)}
+	return &stmtCache{db: db, stmts: make(map[string]*sql.Stmt), preparing: make(map[string]bool)}
 }
 
 // stmt returns the prepared statement of query, preparing it on first use;
-// nil when it cannot be prepared or the cache is full.
+// nil when it cannot be prepared or the cache is full. Preparing takes a
+// connection of the pool: a caller holding one (in a transaction) uses
+// cached instead.
 func (c *stmtCache) stmt(ctx context.Context, query string) *sql.Stmt {
-	c.mu.RLock()
-	st := c.stmts[query]
-	c.mu.RUnlock()
-	if st != nil {
-		return st
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.stmts[query]; st != nil || len(c.stmts) >= maxCachedStmts {
+	if st, full := c.lookup(query); st != nil || full {
 		return st
 	}
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
 		// Running the query unprepared reports the same error.
+		return nil
+	}
+	return c.keep(query, st)
+}
+
+// cached returns the prepared statement of query, or nil after starting to
+// prepare it in the background, so that a transaction never waits for a
+// second connection of its pool (the writer has only one).
+func (c *stmtCache) cached(query string) *sql.Stmt {
+	st, full := c.lookup(query)
+	if st != nil || full {
+		return st
+	}
+	c.mu.Lock()
+	start := !c.preparing[query] && !c.closed
+	c.preparing[query] = true
+	c.mu.Unlock()
+	if start {
+		go func() {
+			st, err := c.db.PrepareContext(context.Background(), query)
+			c.mu.Lock()
+			delete(c.preparing, query)
+			c.mu.Unlock()
+			if err == nil {
+				c.keep(query, st)
+			}
+		}()
+	}
+	return nil
+}
+
+// lookup returns the cached statement of query, and whether the cache is
+// full.
+func (c *stmtCache) lookup(query string) (*sql.Stmt, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stmts[query], len(c.stmts) >= maxCachedStmts
+}
+
+// keep caches st as query's statement and returns the one cached: st, or
+// another prepared meanwhile (st is then closed), or nil once the cache is
+// closed or full.
+func (c *stmtCache) keep(query string, st *sql.Stmt) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if have := c.stmts[query]; have != nil {
+		st.Close()
+		return have
+	}
+	if c.closed || len(c.stmts) >= maxCachedStmts {
+		st.Close()
 		return nil
 	}
 	c.stmts[query] = st
@@ -69,10 +116,12 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	return c.db.QueryRowContext(ctx, query, args...)
 }
 
-// Close closes the prepared statements; the pool stays open.
+// Close closes the prepared statements; the pool stays open. Statements
+// still being prepared are closed when they are ready.
 func (c *stmtCache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	var first error
 	for q, st := range c.stmts {
 		if err := st.Close(); err != nil && first == nil {
@@ -81,4 +130,35 @@ func (c *stmtCache) Close() error {
 		delete(c.stmts, q)
 	}
 	return first
+}
+
+// cachedTx is a transaction whose statements run through a stmtCache of
+// the pool it began on, once they are prepared.
+type cachedTx struct {
+	*sql.Tx
+	stmts *stmtCache
+}
+
+// ExecContext runs query in the transaction with its prepared statement.
+func (t cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.stmts.cached(query); st != nil {
+		return t.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs query in the transaction with its prepared statement.
+func (t cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := t.stmts.cached(query); st != nil {
+		return t.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs query in the transaction with its prepared statement.
+func (t cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.stmts.cached(query); st != nil {
+		return t.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }

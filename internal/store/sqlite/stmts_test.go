@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStmtCache(t *testing.T) {
@@ -37,5 +38,46 @@ func TestStmtCache(t *testing.T) {
 	}
 	if err := c.Close(); err != nil || len(c.stmts) != 0 {
 		t.Errorf("Close() = %v, %d statements left", err, len(c.stmts))
+	}
+}
+
+// TestCachedTxNeverWaitsForAConnection runs a transaction on the writer pool
+// (one connection) through a cold cache: the query runs unprepared at once
+// instead of waiting for the connection the transaction holds, and is
+// prepared once the transaction ends.
+func TestCachedTxNeverWaitsForAConnection(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{}, []Migration{{Version: 1, SQL: `CREATE TABLE t (n INTEGER)`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := newStmtCache(db.W)
+	defer c.Close()
+	const insert = `INSERT INTO t (n) VALUES (?)`
+	for i := range 2 {
+		tx, err := db.W.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := (cachedTx{tx, c}).ExecContext(ctx, insert, i); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // the background preparation got the connection back
+			for c.cached(insert) == nil {
+				if ctx.Err() != nil {
+					t.Fatal("the statement was never prepared")
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+	var n int
+	if err := db.W.QueryRowContext(ctx, `SELECT count(*) FROM t`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("rows = %d, %v; want 2", n, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,12 +46,42 @@ var trackingMigrations = []Migration{
 		CREATE INDEX messages_sender_ip ON messages (sender_ip, injected_at);`},
 	// FTS5 writes a segment each time its pending terms reach hashsize
 	// (1 MiB by default): a batch of the indexer made a dozen small
-	// segments, and merging them cost a third of its time.
+	// segments, and merging them cost a third of its time. (ftsHashSize.)
 	{Version: 6, SQL: `
 		INSERT INTO messages_fts (messages_fts, rank) VALUES ('hashsize', 67108864);
 		INSERT INTO search_fts (search_fts, rank) VALUES ('hashsize', 67108864);
 		INSERT INTO urls_fts (urls_fts, rank) VALUES ('hashsize', 67108864);`},
+	{Version: 7, SQL: trackingV7},
 }
+
+// trackingV7 adds mid_ranges: the lowest and highest MID saved in each hour
+// of injection time. A time window's messages have MIDs within the range of
+// its hours, so a trigram lookup (rowid = MID) reads only that part of each
+// posting list instead of the whole store's. Ranges only widen: a clock
+// stepped back or a message saved again makes them looser, never wrong.
+const trackingV7 = `
+CREATE TABLE mid_ranges (
+	hour    INTEGER PRIMARY KEY, -- floor(injected_at / 1 hour)
+	min_mid INTEGER NOT NULL,
+	max_mid INTEGER NOT NULL
+);
+INSERT INTO mid_ranges (hour, min_mid, max_mid)
+	SELECT CASE WHEN injected_at >= 0 THEN injected_at / 3600000000000 ELSE (injected_at + 1) / 3600000000000 - 1 END AS h,
+		min(mid), max(mid)
+	FROM messages GROUP BY h;
+`
+
+// hourOf is the mid_ranges hour of a Unix-nanosecond injection time.
+func hourOf(nanos int64) int64 {
+	const hour = int64(time.Hour)
+	if nanos >= 0 {
+		return nanos / hour
+	}
+	return (nanos+1)/hour - 1
+}
+
+// ftsHashSize is the hashsize migration 6 gives the trigram tables.
+const ftsHashSize = 64 << 20
 
 // trackingV4 moves the trigram indexes behind ingest (search_queue), gives
 // flags the injection time so that a tag is looked up within the window, and
@@ -164,7 +195,7 @@ type putStmts struct {
 	delMessage, delRecipients, delAttachments, delURLs, delFlags, delFTS *sql.Stmt
 	insMessage, insRecipient, insAttachment, insURL, insFlag, enqueue    *sql.Stmt
 	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
-	countURLs, delSearch, delURLSearch, queued                           *sql.Stmt
+	countURLs, delSearch, delURLSearch, queued, insEvents, widen         *sql.Stmt
 }
 
 func (p *putStmts) all() []**sql.Stmt {
@@ -172,7 +203,7 @@ func (p *putStmts) all() []**sql.Stmt {
 		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags, &p.delFTS,
 		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.enqueue,
 		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
-		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.queued,
+		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.queued, &p.insEvents, &p.widen,
 	}
 }
 
@@ -191,7 +222,7 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`INSERT INTO urls (mid, idx, url) VALUES (?, ?, ?)`,
 		`INSERT OR IGNORE INTO flags (flag, injected_at, mid) VALUES (?, ?, ?)`,
 		`INSERT OR IGNORE INTO search_queue (mid) VALUES (?)`,
-		`INSERT INTO events (mid, icid, dcid, time, level, summary, log, status, recipient, reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		insertEventsSQL,
 		`UPDATE messages SET status = ? WHERE mid = ?`,
 		`UPDATE recipients SET status = ? WHERE mid = ? AND status IN ('', '` + tracking.StatusInProgress + `')`,
 		`UPDATE recipients SET status = ?, reply = ? WHERE mid = ? AND address_lc = ?`,
@@ -200,8 +231,19 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`DELETE FROM search_fts WHERE rowid = ?`,
 		`DELETE FROM urls_fts WHERE rowid = ?`,
 		`SELECT count(*) FROM search_queue WHERE mid = ?`,
+		insertEventsSQL + strings.Repeat(`, `+eventValues, eventChunk-1),
+		`INSERT INTO mid_ranges (hour, min_mid, max_mid) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE
+			SET min_mid = min(min_mid, excluded.min_mid), max_mid = max(max_mid, excluded.max_mid)`,
 	})
 }
+
+// Events are inserted eventChunk rows per statement: most of a batch is
+// events, and one statement per row cost more than the rows themselves.
+const (
+	eventChunk      = 32
+	insertEventsSQL = `INSERT INTO events (mid, icid, dcid, time, level, summary, log, status, recipient, reply) VALUES ` + eventValues
+	eventValues     = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+)
 
 // prepareAll prepares sqls[i] into *dst[i] on db, closing them all on error.
 func prepareAll(ctx context.Context, db *sql.DB, dst []**sql.Stmt, sqls []string) error {
@@ -251,9 +293,15 @@ func (s *TrackingStore) Apply(ctx context.Context, b tracking.Batch) error {
 			return wrapDB(fmt.Sprintf("save tracking record of MID %d", m.MID), err)
 		}
 	}
+	if err := st.widenRanges(ctx, b.Messages); err != nil {
+		return wrapDB("save tracking MID ranges", err)
+	}
+	if err := st.insertEvents(ctx, b.Events); err != nil {
+		return wrapDB("append tracking events", err)
+	}
 	for _, ev := range b.Events {
-		if err := st.putEvent(ctx, ev); err != nil {
-			return wrapDB(fmt.Sprintf("append tracking event of MID %d", ev.MID), err)
+		if err := st.applyStatus(ctx, ev); err != nil {
+			return wrapDB(fmt.Sprintf("apply tracking event of MID %d", ev.MID), err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -372,15 +420,55 @@ const maxURLSearch = 65536
 
 func urlSearchRowID(mid int64, idx int) int64 { return mid*maxURLSearch + int64(idx) }
 
-func (st *putStmts) putEvent(ctx context.Context, ev tracking.Event) error {
-	level := ev.Level
-	if level == "" {
-		level = tracking.Info
+// widenRanges widens the mid_ranges of the hours ms were injected in to
+// hold their MIDs.
+func (st *putStmts) widenRanges(ctx context.Context, ms []*tracking.Message) error {
+	type mids struct{ lo, hi int64 }
+	hours := map[int64]mids{}
+	for _, m := range ms {
+		h := hourOf(m.InjectedAt.UnixNano())
+		r, ok := hours[h]
+		if !ok {
+			r = mids{m.MID, m.MID}
+		}
+		hours[h] = mids{min(r.lo, m.MID), max(r.hi, m.MID)}
 	}
-	if _, err := st.insEvent.ExecContext(ctx, ev.MID, ev.ICID, ev.DCID, ev.Time.UnixNano(), string(level),
-		ev.Summary, ev.Log, ev.Status, ev.Recipient, ev.Reply); err != nil {
-		return err
+	for h, r := range hours {
+		if _, err := st.widen.ExecContext(ctx, h, r.lo, r.hi); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// insertEvents appends evs to the event stream, in order.
+func (st *putStmts) insertEvents(ctx context.Context, evs []tracking.Event) error {
+	args := make([]any, 0, 10*eventChunk)
+	for len(evs) > 0 {
+		n := min(len(evs), eventChunk)
+		stmt := st.insEvents
+		if n < eventChunk {
+			n, stmt = 1, st.insEvent
+		}
+		args = args[:0]
+		for _, ev := range evs[:n] {
+			level := ev.Level
+			if level == "" {
+				level = tracking.Info
+			}
+			args = append(args, ev.MID, ev.ICID, ev.DCID, ev.Time.UnixNano(), string(level),
+				ev.Summary, ev.Log, ev.Status, ev.Recipient, ev.Reply)
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		evs = evs[n:]
+	}
+	return nil
+}
+
+// applyStatus carries an event's status to its message and recipients.
+func (st *putStmts) applyStatus(ctx context.Context, ev tracking.Event) error {
 	if ev.Status == "" || ev.MID == 0 {
 		return nil
 	}
@@ -431,15 +519,20 @@ func splitLines(s string) []string {
 
 // Search implements tracking.Store.
 func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.Page, error) {
-	var w where
-	if !w.build(q) {
-		return tracking.Page{Messages: []*tracking.Message{}}, nil
-	}
 	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
 	defer tx.Rollback()
+	var w where
+	if substringLookup(q) && (!q.Start.IsZero() || !q.End.IsZero()) {
+		if w.ftsMIDs, err = midRange(ctx, tx, q.Start, q.End); err != nil {
+			return tracking.Page{}, wrapDB("search tracking", err)
+		}
+	}
+	if !w.build(q) {
+		return tracking.Page{Messages: []*tracking.Message{}}, nil
+	}
 
 	limit := s.CountLimit
 	if limit <= 0 {
@@ -469,32 +562,9 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	return page, nil
 }
 
-// readTx is a read-only transaction whose queries run through the store's
-// prepared statements.
-type readTx struct {
-	*sql.Tx
-	reads *stmtCache
-}
-
-func (s *TrackingStore) beginRead(ctx context.Context) (readTx, error) {
+func (s *TrackingStore) beginRead(ctx context.Context) (cachedTx, error) {
 	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	return readTx{tx, s.reads}, err
-}
-
-// QueryContext runs query in the transaction with its prepared statement.
-func (t readTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if st := t.reads.stmt(ctx, query); st != nil {
-		return t.StmtContext(ctx, st).QueryContext(ctx, args...)
-	}
-	return t.Tx.QueryContext(ctx, query, args...)
-}
-
-// QueryRowContext runs query in the transaction with its prepared statement.
-func (t readTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.reads.stmt(ctx, query); st != nil {
-		return t.StmtContext(ctx, st).QueryRowContext(ctx, args...)
-	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
+	return cachedTx{tx, s.reads}, err
 }
 
 // Details implements tracking.Store.
@@ -619,6 +689,46 @@ func loadChildren(ctx context.Context, tx queryer, ms []*tracking.Message) error
 type where struct {
 	clauses []string
 	args    []any
+	ftsMIDs []any // lowest and highest MID a trigram lookup need read; nil: all
+	window  span  // the search's time window, for lookups in subqueries
+}
+
+// span is a time condition on a bare messages table: " AND …", or "".
+type span struct {
+	sql  string
+	args []any
+}
+
+// substringLookup reports whether q has a "contains" filter that looks the
+// trigram index up.
+func substringLookup(q tracking.Query) bool {
+	for _, f := range []tracking.TextFilter{q.Sender, q.Recipient, q.Subject, q.AttachmentName, q.Domain, q.ReplyTo} {
+		if f.Op == tracking.OpContains {
+			for _, v := range f.Values {
+				if utf8.RuneCountInString(tracking.Fold(v)) >= 3 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// midRange returns the lowest and highest MID of the messages injected in
+// [start, end) (a zero bound is open), from mid_ranges: a superset of the
+// window's MIDs; empty (1, 0) when no hour of the window has messages.
+func midRange(ctx context.Context, tx cachedTx, start, end time.Time) ([]any, error) {
+	first, last := int64(math.MinInt64), int64(math.MaxInt64)
+	if !start.IsZero() {
+		first = hourOf(start.UnixNano())
+	}
+	if !end.IsZero() {
+		last = hourOf(end.UnixNano() - 1)
+	}
+	var lo, hi int64
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(min(min_mid), 1), coalesce(max(max_mid), 0) FROM mid_ranges
+		WHERE hour BETWEEN ? AND ?`, first, last).Scan(&lo, &hi)
+	return []any{lo, hi}, err
 }
 
 func (w *where) add(clause string, args ...any) {
@@ -634,10 +744,11 @@ func (w *where) sql() string {
 }
 
 // textField says where a tracking.TextFilter looks: fts is its column in
-// messages_fts, pred its exact condition on messages m for one folded value.
+// messages_fts, pred its exact condition on messages m for one folded value
+// (in the search's window).
 type textField struct {
 	fts  string
-	pred func(op tracking.Op, v string) (string, []any)
+	pred func(op tracking.Op, v string, window span) (string, []any)
 }
 
 // textPred is the condition of op on the folded column col.
@@ -654,14 +765,28 @@ func textPred(op tracking.Op, col, v string) (string, []any) {
 }
 
 // scalar is a column of messages.
-func scalar(col string) func(tracking.Op, string) (string, []any) {
-	return func(op tracking.Op, v string) (string, []any) { return textPred(op, "m."+col, v) }
+func scalar(col string) func(tracking.Op, string, span) (string, []any) {
+	return func(op tracking.Op, v string, _ span) (string, []any) { return textPred(op, "m."+col, v) }
+}
+
+// scalarLookup is a column of messages whose index ends with injected_at,
+// looked up in a subquery for exact and prefix matches, so that the lookup
+// reads only the window's entries even where the condition is one side of
+// an OR (which SQLite answers branch by branch, without the window).
+func scalarLookup(col string) func(tracking.Op, string, span) (string, []any) {
+	return func(op tracking.Op, v string, window span) (string, []any) {
+		if op == tracking.OpContains {
+			return textPred(op, "m."+col, v)
+		}
+		p, a := textPred(op, col, v)
+		return "m.mid IN (SELECT mid FROM messages WHERE " + p + window.sql + ")", append(a, window.args...)
+	}
 }
 
 // list is a column of a child table: any row matches. Exact and prefix
 // matches look the index up; "contains" checks the rows of each candidate.
-func list(table, col string) func(tracking.Op, string) (string, []any) {
-	return func(op tracking.Op, v string) (string, []any) {
+func list(table, col string) func(tracking.Op, string, span) (string, []any) {
+	return func(op tracking.Op, v string, _ span) (string, []any) {
 		if op == tracking.OpContains {
 			p, a := textPred(op, "x."+col, v)
 			return "EXISTS (SELECT 1 FROM " + table + " x WHERE x.mid = m.mid AND " + p + ")", a
@@ -672,10 +797,10 @@ func list(table, col string) func(tracking.Op, string) (string, []any) {
 }
 
 // either matches when a or b does.
-func either(a, b func(tracking.Op, string) (string, []any)) func(tracking.Op, string) (string, []any) {
-	return func(op tracking.Op, v string) (string, []any) {
-		pa, aa := a(op, v)
-		pb, ab := b(op, v)
+func either(a, b func(tracking.Op, string, span) (string, []any)) func(tracking.Op, string, span) (string, []any) {
+	return func(op tracking.Op, v string, window span) (string, []any) {
+		pa, aa := a(op, v, window)
+		pb, ab := b(op, v, window)
 		return "(" + pa + " OR " + pb + ")", append(aa, ab...)
 	}
 }
@@ -686,7 +811,7 @@ var (
 	replyToField    = textField{fts: "reply_to", pred: scalar("reply_to_lc")}
 	recipientField  = textField{fts: "recipients", pred: list("recipients", "address_lc")}
 	attachmentField = textField{fts: "attachments", pred: list("attachments", "name_lc")}
-	domainField     = textField{fts: "domains", pred: either(scalar("sender_domain_lc"), list("recipients", "domain"))}
+	domainField     = textField{fts: "domains", pred: either(scalarLookup("sender_domain_lc"), list("recipients", "domain"))}
 )
 
 // build fills w from q and reports false when q can match nothing.
@@ -700,9 +825,11 @@ func (w *where) build(q tracking.Query) bool {
 	}
 	if !q.Start.IsZero() {
 		w.add(t+" >= ?", q.Start.UnixNano())
+		w.window.sql, w.window.args = w.window.sql+" AND injected_at >= ?", append(w.window.args, q.Start.UnixNano())
 	}
 	if !q.End.IsZero() {
 		w.add(t+" < ?", q.End.UnixNano())
+		w.window.sql, w.window.args = w.window.sql+" AND injected_at < ?", append(w.window.args, q.End.UnixNano())
 	}
 	w.text(q.Sender, senderField)
 	w.text(q.Subject, subjectField)
@@ -823,13 +950,19 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 		if field.fts == "domains" {
 			v = strings.TrimPrefix(strings.TrimSpace(v), "@")
 		}
-		clause, a := field.pred(f.Op, v)
+		clause, a := field.pred(f.Op, v, w.window)
 		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {
 			// The trigram index finds the candidates (it cannot look up
 			// fewer than 3 characters); pred keeps the match exact.
 			// Messages not indexed yet are candidates too.
-			clause = "m.mid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? UNION ALL SELECT mid FROM search_queue) AND " + clause
-			a = append([]any{ftsPhrase(field.fts, v)}, a...)
+			// Within the window's MIDs, FTS5 seeks into each posting list
+			// instead of reading it whole.
+			lookup, la := "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", []any{ftsPhrase(field.fts, v)}
+			if w.ftsMIDs != nil {
+				lookup, la = lookup+" AND rowid BETWEEN ? AND ?", append(la, w.ftsMIDs...)
+			}
+			clause = "m.mid IN (" + lookup + " UNION ALL SELECT mid FROM search_queue) AND " + clause
+			a = append(la, a...)
 		}
 		ors = append(ors, "("+clause+")")
 		args = append(args, a...)

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,6 +60,24 @@ var indexModes = []struct {
 				mustIndex(tb, s)
 			}
 			first = false
+		}
+	}},
+	{"bulk loaded", func() func(testing.TB, *sqlite.TrackingStore, tracking.Batch) {
+		first := true
+		return func(tb testing.TB, s *sqlite.TrackingStore, b tracking.Batch) {
+			if !first {
+				mustApply(tb, s, b)
+				mustIndex(tb, s)
+				return
+			}
+			first = false
+			if err := s.BulkLoad(context.Background(), slog.New(slog.DiscardHandler), func() (tracking.Batch, bool) {
+				once := b
+				b = tracking.Batch{}
+				return once, len(once.Messages)+len(once.Events) > 0
+			}); err != nil {
+				tb.Fatalf("BulkLoad: %v", err)
+			}
 		}
 	}},
 }
@@ -380,6 +399,33 @@ func TestTrackingDetailsEvents(t *testing.T) {
 	}
 	if m.Status != tracking.StatusDelivered {
 		t.Errorf("Details(9) status = %q, want %q", m.Status, tracking.StatusDelivered)
+	}
+}
+
+// TestTrackingManyEvents applies a batch of more events than one insert
+// statement carries: all are kept, in order, with their fields.
+func TestTrackingManyEvents(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpenTracking(t)
+	var want []tracking.Event
+	for i := range 75 {
+		want = append(want, tracking.Event{Time: t0.Add(time.Duration(i) * time.Millisecond), ICID: 3, MID: 4, DCID: int64(i % 2),
+			Level: tracking.Info, Summary: fmt.Sprintf("step %d", i), Log: fmt.Sprintf("Info: MID 4 step %d", i)})
+	}
+	want[74].Level, want[74].Status, want[74].Recipient, want[74].Reply = tracking.Warning, tracking.StatusHardBounced, "x@y", "550 no"
+	mustApply(t, s, tracking.Batch{
+		Messages: []*tracking.Message{{MID: 4, ICID: 3, InjectedAt: t0, Recipients: []tracking.Recipient{{Address: "x@y"}}}},
+		Events:   want,
+	})
+	m, got, err := s.Details(ctx, 4)
+	if err != nil {
+		t.Fatalf("Details(4): %v", err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("Details(4) events (-want +got):\n%s", diff)
+	}
+	if m.Status != tracking.StatusHardBounced {
+		t.Errorf("Details(4) status = %q, want %q", m.Status, tracking.StatusHardBounced)
 	}
 }
 
