@@ -193,6 +193,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"error":"unknown-exception","error_description":"`+unknownException+`"}`)
 	}
+	writeBody(w, status, b)
+}
+
+// writeBody writes b, one JSON value, and a newline as an API answer.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

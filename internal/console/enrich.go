@@ -416,7 +416,7 @@ func (c *Console) enrich(w http.ResponseWriter, r *http.Request, p principal, op
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, env)
+	writeEnvelope(w, http.StatusOK, env)
 	return nil
 }
 
@@ -471,7 +471,8 @@ func (c *Console) runEnrich(ctx context.Context, orgID, op string, obs []ctim.Ob
 			if data == nil {
 				data = module.Data{}
 			}
-			results = append(results, ModuleResult{ids: t.ids, Data: data})
+			_, compact := t.mod.(module.CompactJSON)
+			results = append(results, ModuleResult{ids: t.ids, Data: data, compact: compact})
 		}
 	}
 	env.Data = results
@@ -492,6 +493,8 @@ func appendErrors(list []ModuleError, t target, o outcome) []ModuleError {
 type ModuleResult struct {
 	ids
 	Data module.Data `json:"data"`
+	// compact says that Data comes from a module.CompactJSON module.
+	compact bool
 }
 
 // referenceItem is one item of a refer envelope: the reference with the

@@ -69,11 +69,16 @@ func (t Time) String() string {
 	return t.UTC().Format(TimeLayout)
 }
 
+// MarshalJSON writes t as a JSON string in TimeLayout, null for the zero
+// Time. The layout has nothing JSON escapes, so it is written directly.
 func (t Time) MarshalJSON() ([]byte, error) {
 	if t.IsZero() {
 		return []byte("null"), nil
 	}
-	return json.Marshal(t.String())
+	b := make([]byte, 0, len(TimeLayout)+2)
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"'), nil
 }
 
 func (t *Time) UnmarshalJSON(b []byte) error {

@@ -309,6 +309,13 @@ func TestTime(t *testing.T) {
 	if string(out) != "{}" {
 		t.Errorf("Marshal(ValidTime{}) = %s, want {}", out)
 	}
+	if out, _ := json.Marshal(ObservedTime{}); string(out) != `{"start_time":null}` {
+		t.Errorf(`Marshal(ObservedTime{}) = %s, want {"start_time":null}`, out)
+	}
+	local := Time{time.Date(2026, 1, 10, 9, 0, 12, 345678901, time.FixedZone("CET", 3600))}
+	if out, _ := json.Marshal(local); string(out) != `"2026-01-10T08:00:12.345Z"` {
+		t.Errorf(`Marshal(%v) = %s, want "2026-01-10T08:00:12.345Z"`, local, out)
+	}
 }
 
 func TestParseID(t *testing.T) {

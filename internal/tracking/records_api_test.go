@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func TestRecordsAPI(t *testing.T) {
 	}{
 		{"records", apiDates + "&subjectfilterOperator=is&subjectfilterValue=Invoice+4471"},
 		{"records_by_mid", apiDates + "&ciscoMid=316&ciscoMid=999&limit=100"},
+		{"records_sighting_view", apiDates + "&subjectfilterOperator=is&subjectfilterValue=Invoice+4471&view=sighting"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +61,70 @@ func TestRecordsAPI(t *testing.T) {
 				t.Errorf("GET records?%s body (-want +got):\n%s", tt.query, diff)
 			}
 		})
+	}
+}
+
+// TestRecordsSightingView checks that a record in view=sighting is the
+// whole record with only the keys a sighting is built from.
+func TestRecordsSightingView(t *testing.T) {
+	srv := newRecordsServer(t, tracking.GatewayInfo{SerialNumber: serial, HostName: "gw1.example.com"})
+	query := srv.URL + "/api/v1/tracking/records?" + apiDates + "&limit=100"
+	records := func(query string) (answer map[string]any, records []map[string]any) {
+		t.Helper()
+		resp, body := get(t, "GET", query)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s = %d %s, want 200", query, resp.StatusCode, body)
+		}
+		var recs struct {
+			Records []map[string]any `json:"records"`
+		}
+		if err := json.Unmarshal([]byte(body), &answer); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(body), &recs); err != nil {
+			t.Fatal(err)
+		}
+		delete(answer, "records")
+		return answer, recs.Records
+	}
+	wholeAnswer, whole := records(query)
+	viewAnswer, view := records(query + "&view=sighting")
+	if len(whole) < 2 {
+		t.Fatalf("GET %s = %d records, want several", query, len(whole))
+	}
+	if diff := cmp.Diff(wholeAnswer, viewAnswer); diff != "" {
+		t.Errorf("view=sighting: the answer around the records differs (-whole +view):\n%s", diff)
+	}
+	keys := []string{"mid", "injected_at", "direction", "sender", "recipients", "subject", "status", "sender_ip",
+		"message_id", "attachments", "urls", "verdict_chart", "last_event_at"}
+	only := func(list any, keys ...string) []any {
+		var out []any
+		for _, x := range list.([]any) {
+			m := map[string]any{}
+			for _, k := range keys {
+				m[k] = x.(map[string]any)[k]
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	var want []map[string]any
+	for _, rec := range whole {
+		w := map[string]any{}
+		for _, k := range keys {
+			w[k] = rec[k]
+		}
+		w["recipients"] = only(rec["recipients"], "address")
+		w["attachments"] = only(rec["attachments"], "name", "sha256")
+		want = append(want, w)
+	}
+	if diff := cmp.Diff(want, view); diff != "" {
+		t.Errorf("view=sighting records (-whole, restricted +view):\n%s", diff)
+	}
+
+	resp, body := get(t, "GET", query+"&view=everything")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Invalid value for view.") {
+		t.Errorf("GET records?view=everything = %d %s, want 400 naming view", resp.StatusCode, body)
 	}
 }
 

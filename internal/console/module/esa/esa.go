@@ -175,6 +175,10 @@ func (m *esaModule) Health(ctx context.Context) ([]module.Error, error) {
 		Message: fmt.Sprintf("The gateway does not grant %s to requests from the exchange, so Message Tracking cannot be searched.", trackingPrivilege)}}, nil
 }
 
+// WritesCompactJSON implements module.CompactJSON: Observe's data is
+// written by json.Marshal.
+func (m *esaModule) WritesCompactJSON() {}
+
 // Deliberate is not supported: the console's own intel answers it.
 func (m *esaModule) Deliberate(ctx context.Context, obs []ctim.Observable) (module.Data, []module.Error, error) {
 	return nil, []module.Error{unsupported(module.RouteDeliberate)}, nil

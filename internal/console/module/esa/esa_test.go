@@ -1,6 +1,7 @@
 package esa_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -234,6 +235,15 @@ func observe(t *testing.T, m module.Module, obs ...ctim.Observable) ([]map[strin
 	data, errs, err := m.Observe(context.Background(), obs)
 	if err != nil {
 		t.Fatalf("Observe(%v) transport error: %v", obs, err)
+	}
+	if _, ok := m.(module.CompactJSON); !ok {
+		t.Errorf("the module is not a module.CompactJSON")
+	}
+	for k, v := range data {
+		// module.CompactJSON: the console copies the data as it is.
+		if b, err := json.Marshal(v); err != nil || !bytes.Equal(b, v) {
+			t.Errorf("Observe(%v) data %q is not as json.Marshal writes it: %s", obs, k, v)
+		}
 	}
 	raw, ok := data["sightings"]
 	if !ok {

@@ -26,6 +26,11 @@ const (
 	recordsRetry = 10 * time.Minute
 )
 
+// recordsView asks for records with only what a sighting is built from,
+// the keys of record: half the bytes of a whole record to carry and decode.
+// A gateway without the view answers whole records, which decode the same.
+const recordsView = "sighting"
+
 // recordsAnswer is the body of GET /api/v1/tracking/records.
 type recordsAnswer struct {
 	Total        int      `json:"total"`
@@ -163,6 +168,7 @@ func (m *esaModule) findRecords(ctx context.Context, ob *observation, o ctim.Obs
 		q := dated(params, start, end)
 		q.Set("offset", strconv.Itoa(offset))
 		q.Set("limit", strconv.Itoa(pageSize))
+		q.Set("view", recordsView)
 		ans, ok, err := m.getRecords(ctx, q)
 		switch {
 		case !ok:
@@ -190,6 +196,7 @@ func (m *esaModule) completeRecords(ctx context.Context, ob *observation, mids [
 	for batch := range slices.Chunk(mids, pageSize) {
 		q := dated(tracking.Query{MIDs: batch}.Values(), start, end)
 		q.Set("limit", strconv.Itoa(pageSize))
+		q.Set("view", recordsView)
 		ans, ok, err := m.getRecords(ctx, q)
 		switch {
 		case !ok:

@@ -26,8 +26,8 @@ func seedRecords(t *testing.T, calls *atomic.Int32) http.Handler {
 		calls.Add(1)
 		q := r.URL.Query()
 		if q.Get("startDate") != "2026-01-03T09:30:00.000Z" || q.Get("endDate") != "2026-01-10T09:30:00.000Z" ||
-			q.Get("limit") != "100" {
-			t.Errorf("records query %s: want the 7-day timeframe to the minute and limit 100", r.URL.RawQuery)
+			q.Get("limit") != "100" || q.Get("view") != "sighting" {
+			t.Errorf("records query %s: want the 7-day timeframe to the minute, limit 100 and view=sighting", r.URL.RawQuery)
 		}
 		if q.Get("envelopeSenderfilterValue") != "alice@sender.example" && q.Get("ciscoMid") != "315" {
 			fmt.Fprint(w, `{"total": 0, "serial_number": "EC2CD1D95C273722A23A-CA0C47E74D1B", "host_name": "gw1.example.com", "records": []}`)

@@ -157,6 +157,10 @@ func (m *esaModule) sighting(msg *message) *ctim.Sighting {
 	}
 
 	self := ctim.Observable{Type: observable.CiscoMID, Value: key}
+	contained := contents(msg)
+	// Sent_By, Sent_To each, Received_From, the subject, the Message-ID and
+	// the contents: allocated once.
+	s.Relations = make([]ctim.ObservedRelation, 0, 4+len(recipients)+len(contained))
 	rel := func(relation string, related ctim.Observable) {
 		s.Relations = append(s.Relations, ctim.ObservedRelation{Origin: m.opts.Source, Relation: relation, Source: self, Related: related})
 	}
@@ -175,7 +179,7 @@ func (m *esaModule) sighting(msg *message) *ctim.Sighting {
 	if o, ok := obsOf(observable.EmailMessageID, row.MessageID[key]); ok {
 		rel(relContains, o)
 	}
-	for _, o := range contents(msg) {
+	for _, o := range contained {
 		rel(relContains, o)
 	}
 	return s

@@ -79,7 +79,7 @@ func seedGateway(t *testing.T) http.Handler {
 	return mux
 }
 
-func newTestModule(t *testing.T, p Proxy, settings string, opts Options) *esaModule {
+func newTestModule(t testing.TB, p Proxy, settings string, opts Options) *esaModule {
 	t.Helper()
 	opts.Now = func() time.Time { return now }
 	m, err := New(module.Instance{ID: "6d1a7a52", Kind: module.KindESA, Settings: json.RawMessage(settings)}, p, opts)
