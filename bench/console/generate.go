@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -57,27 +58,23 @@ func prepareStore(ctx context.Context, path string, n int, out io.Writer) error 
 	}
 	fmt.Fprintf(out, "generating %d messages (%d events each) over 90 days into %s\n", n, eventsPerMsg, path)
 	g := newGenerator(n, time.Now().Add(-time.Minute))
-	began, last := time.Now(), time.Now()
-	for i := 0; i < n; i += batchMessages {
+	began, i := time.Now(), 0
+	next := func() (tracking.Batch, bool) {
 		var b tracking.Batch
-		for j := i; j < min(i+batchMessages, n); j++ {
-			m := g.message(j)
+		for ; i < n && len(b.Messages) < batchMessages; i++ {
+			m := g.message(i)
 			b.Messages = append(b.Messages, m)
 			b.Events = append(b.Events, events(m)...)
 		}
-		if err := s.Apply(ctx, b); err != nil {
-			return fmt.Errorf("apply the batch at message %d: %w", i, err)
-		}
-		if time.Since(last) > 30*time.Second {
-			last = time.Now()
-			fmt.Fprintf(out, "  %d messages, %.0f msg/s\n", i+batchMessages, float64(i+batchMessages)/time.Since(began).Seconds())
-		}
+		return b, len(b.Messages) > 0
+	}
+	// Rows first, then each index by one sort, then the substring index:
+	// the store Apply and the indexer would have made, several times faster.
+	if err := s.BulkLoad(ctx, slog.New(slog.NewTextHandler(out, nil)), next); err != nil {
+		return fmt.Errorf("generate the store: %w", err)
 	}
 	el := time.Since(began)
-	fmt.Fprintf(out, "generated %d messages in %s (%.0f msg/s)\n", n, el.Round(time.Second), float64(n)/el.Seconds())
-	if err := indexStore(ctx, s, out); err != nil {
-		return err
-	}
+	fmt.Fprintf(out, "generated and indexed %d messages in %s (%.0f msg/s)\n", n, el.Round(time.Second), float64(n)/el.Seconds())
 	return checkHits(ctx, s)
 }
 

@@ -382,9 +382,12 @@ func decodeWords(v string) string {
 	return d
 }
 
+// unfold removes the line breaks of a folded header value.
+var unfold = strings.NewReplacer("\r\n", "", "\r", "", "\n", "")
+
 // normalizeSubject unfolds and decodes a Subject header value.
 func normalizeSubject(v string) (string, string) {
-	v = strings.NewReplacer("\r\n", "", "\r", "", "\n", "").Replace(v)
+	v = unfold.Replace(v)
 	v = strings.TrimSpace(decodeWords(v))
 	for _, r := range v {
 		if (r < 0x20 && r != '\t') || r == 0x7f {
