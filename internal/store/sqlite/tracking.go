@@ -689,8 +689,8 @@ func loadChildren(ctx context.Context, tx queryer, ms []*tracking.Message) error
 type where struct {
 	clauses []string
 	args    []any
-	ftsMIDs []any // lowest and highest MID a trigram lookup need read; nil: all
-	window  span  // the search's time window, for lookups in subqueries
+	ftsMIDs []int64 // lowest and highest MID a trigram lookup need read; nil: all
+	window  span    // the search's time window, for lookups in subqueries
 }
 
 // span is a time condition on a bare messages table: " AND …", or "".
@@ -717,7 +717,7 @@ func substringLookup(q tracking.Query) bool {
 // midRange returns the lowest and highest MID of the messages injected in
 // [start, end) (a zero bound is open), from mid_ranges: a superset of the
 // window's MIDs; empty (1, 0) when no hour of the window has messages.
-func midRange(ctx context.Context, tx cachedTx, start, end time.Time) ([]any, error) {
+func midRange(ctx context.Context, tx cachedTx, start, end time.Time) ([]int64, error) {
 	first, last := int64(math.MinInt64), int64(math.MaxInt64)
 	if !start.IsZero() {
 		first = hourOf(start.UnixNano())
@@ -728,7 +728,7 @@ func midRange(ctx context.Context, tx cachedTx, start, end time.Time) ([]any, er
 	var lo, hi int64
 	err := tx.QueryRowContext(ctx, `SELECT coalesce(min(min_mid), 1), coalesce(max(max_mid), 0) FROM mid_ranges
 		WHERE hour BETWEEN ? AND ?`, first, last).Scan(&lo, &hi)
-	return []any{lo, hi}, err
+	return []int64{lo, hi}, err
 }
 
 func (w *where) add(clause string, args ...any) {
@@ -959,7 +959,7 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 			// instead of reading it whole.
 			lookup, la := "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", []any{ftsPhrase(field.fts, v)}
 			if w.ftsMIDs != nil {
-				lookup, la = lookup+" AND rowid BETWEEN ? AND ?", append(la, w.ftsMIDs...)
+				lookup, la = lookup+" AND rowid BETWEEN ? AND ?", append(la, w.ftsMIDs[0], w.ftsMIDs[1])
 			}
 			clause = "m.mid IN (" + lookup + " UNION ALL SELECT mid FROM search_queue) AND " + clause
 			a = append(la, a...)

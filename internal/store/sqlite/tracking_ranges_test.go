@@ -22,7 +22,7 @@ func TestSubstringSearchWithinMIDRanges(t *testing.T) {
 	h := func(x float64) time.Time { return t0.Add(time.Duration(x * float64(time.Hour))) }
 	msg := func(mid int64, at time.Time) *tracking.Message {
 		return &tracking.Message{MID: mid, InjectedAt: at, Sender: "a@b.example", Subject: "Invoice due",
-			Recipients: []tracking.Recipient{{Address: "c@d.example"}}}
+			Recipients: []tracking.Recipient{{Address: "c@d.example"}}, URLs: []string{"https://x.example/pay", "https://y.example/invoice"}}
 	}
 	s := openSearchStore(t)
 	apply := func(ms ...*tracking.Message) {
@@ -75,6 +75,32 @@ func TestSubstringSearchWithinMIDRanges(t *testing.T) {
 			}
 			if !slices.Equal(got, w.want) || page.Total != len(w.want) {
 				t.Errorf("%s: subject contains in [%v, %v) = %v (total %d), want %v", label, w.start, w.end, got, page.Total, w.want)
+			}
+			// The same window in the search grammar (inclusive bounds), on
+			// messages_fts and on urls_fts (rowid = MID << 16 + index).
+			for _, term := range []string{"subject:voice", "url:/invoice", "-url:nothing.example"} {
+				q := term
+				if !w.start.IsZero() {
+					q += " after:" + w.start.Format(time.RFC3339Nano)
+				}
+				if !w.end.IsZero() {
+					q += " before:" + w.end.Add(-1).Format(time.RFC3339Nano)
+				}
+				sq, err := tracking.ParseSearch(q, time.UTC)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sp, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq, Limit: 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = got[:0]
+				for _, m := range sp.Messages {
+					got = append(got, m.MID)
+				}
+				if !slices.Equal(got, w.want) {
+					t.Errorf("%s: SearchMessages(%q) = %v, want %v", label, q, got, w.want)
+				}
 			}
 		}
 	}

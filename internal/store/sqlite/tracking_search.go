@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	msqlite "modernc.org/sqlite"
@@ -91,20 +92,21 @@ type textCol struct {
 	fts, col string // FTS table and column
 	rowMID   string // the MID of an FTS row
 	scan     string // condition on m with one ? for the folded value
+	rowShift int    // an FTS rowid is MID << rowShift + a part's index
 }
 
 var (
-	colSubject     = textCol{"messages_fts", "subject", "rowid", "instr(m.subject_lc, ?) > 0"}
-	colSender      = textCol{"messages_fts", "sender", "rowid", "instr(m.sender_lc, ?) > 0"}
-	colReplyTo     = textCol{"messages_fts", "reply_to", "rowid", "instr(m.reply_to_lc, ?) > 0"}
-	colRecipients  = textCol{"messages_fts", "recipients", "rowid", "EXISTS (SELECT 1 FROM recipients x WHERE x.mid = m.mid AND instr(x.address_lc, ?) > 0)"}
-	colAttachments = textCol{"messages_fts", "attachments", "rowid", "EXISTS (SELECT 1 FROM attachments x WHERE x.mid = m.mid AND instr(x.name_lc, ?) > 0)"}
-	colHeaderFrom  = textCol{"search_fts", "header_from", "rowid", "instr(sightline_fold(m.header_from || char(10) || m.friendly_from), ?) > 0"}
-	colBody        = textCol{"search_fts", "body", "rowid", "instr(sightline_fold(m.body_snippet), ?) > 0"}
-	colHost        = textCol{"search_fts", "host", "rowid", "instr(sightline_fold(m.reverse_dns || char(10) || m.helo), ?) > 0"}
-	colHeaderTo    = textCol{"search_fts", "header_to", "rowid", "instr(sightline_fold(m.header_to), ?) > 0"}
-	colHeaderCc    = textCol{"search_fts", "header_cc", "rowid", "instr(sightline_fold(m.header_cc), ?) > 0"}
-	colURL         = textCol{"urls_fts", "url", "rowid >> 16", "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid AND instr(sightline_fold(x.url), ?) > 0)"}
+	colSubject     = textCol{"messages_fts", "subject", "rowid", "instr(m.subject_lc, ?) > 0", 0}
+	colSender      = textCol{"messages_fts", "sender", "rowid", "instr(m.sender_lc, ?) > 0", 0}
+	colReplyTo     = textCol{"messages_fts", "reply_to", "rowid", "instr(m.reply_to_lc, ?) > 0", 0}
+	colRecipients  = textCol{"messages_fts", "recipients", "rowid", "EXISTS (SELECT 1 FROM recipients x WHERE x.mid = m.mid AND instr(x.address_lc, ?) > 0)", 0}
+	colAttachments = textCol{"messages_fts", "attachments", "rowid", "EXISTS (SELECT 1 FROM attachments x WHERE x.mid = m.mid AND instr(x.name_lc, ?) > 0)", 0}
+	colHeaderFrom  = textCol{"search_fts", "header_from", "rowid", "instr(sightline_fold(m.header_from || char(10) || m.friendly_from), ?) > 0", 0}
+	colBody        = textCol{"search_fts", "body", "rowid", "instr(sightline_fold(m.body_snippet), ?) > 0", 0}
+	colHost        = textCol{"search_fts", "host", "rowid", "instr(sightline_fold(m.reverse_dns || char(10) || m.helo), ?) > 0", 0}
+	colHeaderTo    = textCol{"search_fts", "header_to", "rowid", "instr(sightline_fold(m.header_to), ?) > 0", 0}
+	colHeaderCc    = textCol{"search_fts", "header_cc", "rowid", "instr(sightline_fold(m.header_cc), ?) > 0", 0}
+	colURL         = textCol{"urls_fts", "url", "rowid >> 16", "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid AND instr(sightline_fold(x.url), ?) > 0)", 16}
 )
 
 // substringCols are the fields of each substring key.
@@ -122,7 +124,9 @@ var substringCols = map[tracking.Key][]textCol{
 }
 
 // contains is the condition that any of cols holds the substring v.
-func contains(v string, cols []textCol) (string, []any) {
+// With mids (the lowest and highest MID of the search's window, see
+// midRange), each FTS lookup reads only that range of its posting lists.
+func contains(v string, cols []textCol, mids []int64) (string, []any) {
 	v = tracking.Fold(v)
 	var ors []string
 	var args []any
@@ -144,8 +148,13 @@ func contains(v string, cols []textCol) (string, []any) {
 		names[c.fts] = append(names[c.fts], c.col)
 	}
 	for _, t := range tables {
-		ors = append(ors, "m.mid IN (SELECT "+t.rowMID+" FROM "+t.fts+" WHERE "+t.fts+" MATCH ?)")
+		lookup := "SELECT " + t.rowMID + " FROM " + t.fts + " WHERE " + t.fts + " MATCH ?"
 		args = append(args, "{"+strings.Join(names[t.fts], " ")+"} : "+phrase)
+		if mids != nil {
+			lookup += " AND rowid BETWEEN ? AND ?"
+			args = append(args, mids[0]<<t.rowShift, mids[1]<<t.rowShift|(1<<t.rowShift-1))
+		}
+		ors = append(ors, "m.mid IN ("+lookup+")")
 	}
 	// Messages not indexed yet are checked by scanning.
 	var scans []string
@@ -190,7 +199,7 @@ var flagConds = map[string]func() (string, []any){
 // termCond returns the condition of t, negation included, and whether it
 // is answered by an index lookup of few rows (see searchWhere). timeCol is
 // how to name the injection time.
-func termCond(t tracking.Term, timeCol string) (cond string, args []any, selective bool) {
+func termCond(t tracking.Term, timeCol string, mids []int64) (cond string, args []any, selective bool) {
 	switch t.Key {
 	case tracking.KeyAfter, tracking.KeyBefore:
 		// Negated, an inclusive bound turns round: -after:d is "at or
@@ -207,7 +216,7 @@ func termCond(t tracking.Term, timeCol string) (cond string, args []any, selecti
 		}
 		return "m.size " + op + " ?", []any{t.Size}, false
 	}
-	cond, args, selective = positiveCond(t)
+	cond, args, selective = positiveCond(t, mids)
 	if t.Negated {
 		return "NOT " + cond, args, false
 	}
@@ -217,7 +226,7 @@ func termCond(t tracking.Term, timeCol string) (cond string, args []any, selecti
 // positiveCond is the condition of t without its negation. For list
 // fields it holds when any element matches, so that its negation holds
 // when none does.
-func positiveCond(t tracking.Term) (string, []any, bool) {
+func positiveCond(t tracking.Term, mids []int64) (string, []any, bool) {
 	switch t.Key {
 	case tracking.KeyIs, tracking.KeyHas:
 		c, a := flagConds[string(t.Key)+":"+t.Value]()
@@ -252,24 +261,44 @@ func positiveCond(t tracking.Term) (string, []any, bool) {
 	case tracking.KeyStatus:
 		return "(instr(sightline_fold(m.status), ?) > 0)", []any{tracking.Fold(t.Value)}, false
 	}
-	c, a := contains(t.Value, substringCols[t.Key])
+	c, a := contains(t.Value, substringCols[t.Key], mids)
 	return c, a, utf8.RuneCountInString(t.Value) >= 3
+}
+
+// searchWindow is the injection-time window [start, end) that s's after:
+// and before: terms (which are inclusive, and turn round when negated)
+// bound; a zero bound is open.
+func searchWindow(s tracking.Search) (start, end time.Time) {
+	for _, t := range s.Terms {
+		switch {
+		case t.Key != tracking.KeyAfter && t.Key != tracking.KeyBefore:
+		case (t.Key == tracking.KeyBefore) != t.Negated: // at or before t.Time
+			if e := t.Time.Add(1); end.IsZero() || e.Before(end) {
+				end = e
+			}
+		default: // at or after t.Time
+			if start.IsZero() || t.Time.After(start) {
+				start = t.Time
+			}
+		}
+	}
+	return start, end
 }
 
 // searchWhere is the WHERE clause of s over messages m, and how it names
 // the injection time: with a positive term answered by an index lookup of
 // few rows, a unary + keeps SQLite from walking the time index instead
 // (its statistics cannot tell a narrow lookup from a wide one).
-func searchWhere(s tracking.Search) (w where, timeCol string) {
+func searchWhere(s tracking.Search, mids []int64) (w where, timeCol string) {
 	timeCol = "m.injected_at"
 	for _, t := range s.Terms {
-		if _, _, sel := termCond(t, timeCol); sel {
+		if _, _, sel := termCond(t, timeCol, nil); sel {
 			timeCol = "+m.injected_at"
 			break
 		}
 	}
 	for _, t := range s.Terms {
-		c, a, _ := termCond(t, timeCol)
+		c, a, _ := termCond(t, timeCol, mids)
 		w.add(c, a...)
 	}
 	return w, timeCol
@@ -279,12 +308,18 @@ func searchWhere(s tracking.Search) (w where, timeCol string) {
 // keyset condition on (injected_at, mid), and Total counts at most
 // tracking.SearchCountLimit matches.
 func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQuery) (tracking.SearchPage, error) {
-	w, timeCol := searchWhere(q.Search)
 	tx, err := s.beginRead(ctx)
 	if err != nil {
 		return tracking.SearchPage{}, wrapDB("search messages", err)
 	}
 	defer tx.Rollback()
+	var mids []int64
+	if start, end := searchWindow(q.Search); !start.IsZero() || !end.IsZero() {
+		if mids, err = midRange(ctx, tx, start, end); err != nil {
+			return tracking.SearchPage{}, wrapDB("search messages", err)
+		}
+	}
+	w, timeCol := searchWhere(q.Search, mids)
 
 	var page tracking.SearchPage
 	countArgs := append(w.args[:len(w.args):len(w.args)], tracking.SearchCountLimit+1)

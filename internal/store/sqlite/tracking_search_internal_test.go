@@ -108,7 +108,7 @@ func TestSearchMessagesPlans(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseSearch(%q): %v", tt.q, err)
 		}
-		w, _ := searchWhere(sq)
+		w, _ := searchWhere(sq, nil)
 		rows, err := s.db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN SELECT mid FROM messages m`+w.sql()+
 			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...)
 		if err != nil {
