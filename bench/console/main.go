@@ -29,12 +29,17 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 )
 
 func main() {
+	// The collector's target as cmd/sightline sets it (its gcPercent).
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(200)
+	}
 	var o options
 	flag.IntVar(&o.messages, "messages", 1_000_000, "tracked `messages` in the gateway's store")
 	flag.StringVar(&o.concurrency, "concurrency", "1,50", "comma-separated concurrent `investigations` to measure")

@@ -955,12 +955,7 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 			// The trigram index finds the candidates (it cannot look up
 			// fewer than 3 characters); pred keeps the match exact.
 			// Messages not indexed yet are candidates too.
-			// Within the window's MIDs, FTS5 seeks into each posting list
-			// instead of reading it whole.
-			lookup, la := "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", []any{ftsPhrase(field.fts, v)}
-			if w.ftsMIDs != nil {
-				lookup, la = lookup+" AND rowid BETWEEN ? AND ?", append(la, w.ftsMIDs[0], w.ftsMIDs[1])
-			}
+			lookup, la := ftsLookup(textCol{fts: "messages_fts", rowMID: "rowid"}, ftsPhrase(field.fts, v), w.ftsMIDs)
 			clause = "m.mid IN (" + lookup + " UNION ALL SELECT mid FROM search_queue) AND " + clause
 			a = append(la, a...)
 		}

@@ -148,13 +148,8 @@ func contains(v string, cols []textCol, mids []int64) (string, []any) {
 		names[c.fts] = append(names[c.fts], c.col)
 	}
 	for _, t := range tables {
-		lookup := "SELECT " + t.rowMID + " FROM " + t.fts + " WHERE " + t.fts + " MATCH ?"
-		args = append(args, "{"+strings.Join(names[t.fts], " ")+"} : "+phrase)
-		if mids != nil {
-			lookup += " AND rowid BETWEEN ? AND ?"
-			args = append(args, mids[0]<<t.rowShift, mids[1]<<t.rowShift|(1<<t.rowShift-1))
-		}
-		ors = append(ors, "m.mid IN ("+lookup+")")
+		lookup, la := ftsLookup(t, "{"+strings.Join(names[t.fts], " ")+"} : "+phrase, mids)
+		ors, args = append(ors, "m.mid IN ("+lookup+")"), append(args, la...)
 	}
 	// Messages not indexed yet are checked by scanning.
 	var scans []string
@@ -164,6 +159,18 @@ func contains(v string, cols []textCol, mids []int64) (string, []any) {
 	}
 	ors = append(ors, "(m.mid IN (SELECT mid FROM search_queue) AND ("+strings.Join(scans, " OR ")+"))")
 	return "(" + strings.Join(ors, " OR ") + ")", args
+}
+
+// ftsLookup is the query of the MIDs whose rows of t's FTS table match
+// (an FTS5 query), only among mids (lowest and highest, see midRange) when
+// it is not nil: FTS5 then seeks into its posting lists instead of reading
+// them whole.
+func ftsLookup(t textCol, match string, mids []int64) (string, []any) {
+	q, args := "SELECT "+t.rowMID+" FROM "+t.fts+" WHERE "+t.fts+" MATCH ?", []any{match}
+	if mids == nil {
+		return q, args
+	}
+	return q + " AND rowid BETWEEN ? AND ?", append(args, mids[0]<<t.rowShift, mids[1]<<t.rowShift|(1<<t.rowShift-1))
 }
 
 // statusPrefix is the condition that the message status begins with p.
