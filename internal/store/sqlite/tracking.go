@@ -690,13 +690,6 @@ type where struct {
 	clauses []string
 	args    []any
 	ftsMIDs []int64 // lowest and highest MID a trigram lookup need read; nil: all
-	window  span    // the search's time window, for lookups in subqueries
-}
-
-// span is a time condition on a bare messages table: " AND …", or "".
-type span struct {
-	sql  string
-	args []any
 }
 
 // substringLookup reports whether q has a "contains" filter that looks the
@@ -744,11 +737,10 @@ func (w *where) sql() string {
 }
 
 // textField says where a tracking.TextFilter looks: fts is its column in
-// messages_fts, pred its exact condition on messages m for one folded value
-// (in the search's window).
+// messages_fts, pred its exact condition on messages m for one folded value.
 type textField struct {
 	fts  string
-	pred func(op tracking.Op, v string, window span) (string, []any)
+	pred func(op tracking.Op, v string) (string, []any)
 }
 
 // textPred is the condition of op on the folded column col.
@@ -765,28 +757,14 @@ func textPred(op tracking.Op, col, v string) (string, []any) {
 }
 
 // scalar is a column of messages.
-func scalar(col string) func(tracking.Op, string, span) (string, []any) {
-	return func(op tracking.Op, v string, _ span) (string, []any) { return textPred(op, "m."+col, v) }
-}
-
-// scalarLookup is a column of messages whose index ends with injected_at,
-// looked up in a subquery for exact and prefix matches, so that the lookup
-// reads only the window's entries even where the condition is one side of
-// an OR (which SQLite answers branch by branch, without the window).
-func scalarLookup(col string) func(tracking.Op, string, span) (string, []any) {
-	return func(op tracking.Op, v string, window span) (string, []any) {
-		if op == tracking.OpContains {
-			return textPred(op, "m."+col, v)
-		}
-		p, a := textPred(op, col, v)
-		return "m.mid IN (SELECT mid FROM messages WHERE " + p + window.sql + ")", append(a, window.args...)
-	}
+func scalar(col string) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) { return textPred(op, "m."+col, v) }
 }
 
 // list is a column of a child table: any row matches. Exact and prefix
 // matches look the index up; "contains" checks the rows of each candidate.
-func list(table, col string) func(tracking.Op, string, span) (string, []any) {
-	return func(op tracking.Op, v string, _ span) (string, []any) {
+func list(table, col string) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) {
 		if op == tracking.OpContains {
 			p, a := textPred(op, "x."+col, v)
 			return "EXISTS (SELECT 1 FROM " + table + " x WHERE x.mid = m.mid AND " + p + ")", a
@@ -797,10 +775,10 @@ func list(table, col string) func(tracking.Op, string, span) (string, []any) {
 }
 
 // either matches when a or b does.
-func either(a, b func(tracking.Op, string, span) (string, []any)) func(tracking.Op, string, span) (string, []any) {
-	return func(op tracking.Op, v string, window span) (string, []any) {
-		pa, aa := a(op, v, window)
-		pb, ab := b(op, v, window)
+func either(a, b func(tracking.Op, string) (string, []any)) func(tracking.Op, string) (string, []any) {
+	return func(op tracking.Op, v string) (string, []any) {
+		pa, aa := a(op, v)
+		pb, ab := b(op, v)
 		return "(" + pa + " OR " + pb + ")", append(aa, ab...)
 	}
 }
@@ -811,7 +789,7 @@ var (
 	replyToField    = textField{fts: "reply_to", pred: scalar("reply_to_lc")}
 	recipientField  = textField{fts: "recipients", pred: list("recipients", "address_lc")}
 	attachmentField = textField{fts: "attachments", pred: list("attachments", "name_lc")}
-	domainField     = textField{fts: "domains", pred: either(scalarLookup("sender_domain_lc"), list("recipients", "domain"))}
+	domainField     = textField{fts: "domains", pred: either(scalar("sender_domain_lc"), list("recipients", "domain"))}
 )
 
 // build fills w from q and reports false when q can match nothing.
@@ -825,11 +803,9 @@ func (w *where) build(q tracking.Query) bool {
 	}
 	if !q.Start.IsZero() {
 		w.add(t+" >= ?", q.Start.UnixNano())
-		w.window.sql, w.window.args = w.window.sql+" AND injected_at >= ?", append(w.window.args, q.Start.UnixNano())
 	}
 	if !q.End.IsZero() {
 		w.add(t+" < ?", q.End.UnixNano())
-		w.window.sql, w.window.args = w.window.sql+" AND injected_at < ?", append(w.window.args, q.End.UnixNano())
 	}
 	w.text(q.Sender, senderField)
 	w.text(q.Subject, subjectField)
@@ -950,7 +926,7 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 		if field.fts == "domains" {
 			v = strings.TrimPrefix(strings.TrimSpace(v), "@")
 		}
-		clause, a := field.pred(f.Op, v, w.window)
+		clause, a := field.pred(f.Op, v)
 		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {
 			// The trigram index finds the candidates (it cannot look up
 			// fewer than 3 characters); pred keeps the match exact.
