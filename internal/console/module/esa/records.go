@@ -168,17 +168,9 @@ func (m *esaModule) findRecords(ctx context.Context, ob *observation, o ctim.Obs
 		q := dated(params, start, end)
 		q.Set("offset", strconv.Itoa(offset))
 		q.Set("limit", strconv.Itoa(pageSize))
-		q.Set("view", recordsView)
-		ans, ok, err := m.getRecords(ctx, q)
-		switch {
-		case !ok:
-			return false
-		case err == nil:
-			err = ob.addRecords(&ans, &o)
-		}
-		if err != nil {
-			ob.fail(m.moduleError(ctx, err))
-			return true
+		ans, ok, failed := m.addRecordsPage(ctx, ob, q, &o)
+		if !ok || failed {
+			return ok
 		}
 		found += len(ans.Records)
 		if len(ans.Records) < pageSize || offset+len(ans.Records) >= ans.Total {
@@ -189,6 +181,26 @@ func (m *esaModule) findRecords(ctx context.Context, ob *observation, o ctim.Obs
 	return true
 }
 
+// addRecordsPage gets one page of records in view=sighting and adds them to
+// ob (for the observable o, when not nil). ok is false when the gateway has
+// no records endpoint; failed when the page failed, the failure being
+// recorded in ob.
+func (m *esaModule) addRecordsPage(ctx context.Context, ob *observation, q url.Values, o *ctim.Observable) (ans recordsAnswer, ok, failed bool) {
+	q.Set("view", recordsView)
+	ans, ok, err := m.getRecords(ctx, q)
+	if !ok {
+		return ans, false, false
+	}
+	if err == nil {
+		err = ob.addRecords(&ans, o)
+	}
+	if err != nil {
+		ob.fail(m.moduleError(ctx, err))
+		return ans, true, true
+	}
+	return ans, true, false
+}
+
 // completeRecords gets the records of mids, messages the native search
 // found, by batches of repeated ciscoMid. It returns false when the gateway
 // has no records endpoint.
@@ -196,17 +208,8 @@ func (m *esaModule) completeRecords(ctx context.Context, ob *observation, mids [
 	for batch := range slices.Chunk(mids, pageSize) {
 		q := dated(tracking.Query{MIDs: batch}.Values(), start, end)
 		q.Set("limit", strconv.Itoa(pageSize))
-		q.Set("view", recordsView)
-		ans, ok, err := m.getRecords(ctx, q)
-		switch {
-		case !ok:
-			return false
-		case err == nil:
-			err = ob.addRecords(&ans, nil)
-		}
-		if err != nil {
-			ob.fail(m.moduleError(ctx, err))
-			return true
+		if _, ok, failed := m.addRecordsPage(ctx, ob, q, nil); !ok || failed {
+			return ok
 		}
 	}
 	return true
