@@ -253,15 +253,39 @@ expect() {
 	echo "FAIL:$have!=$want"
 }
 
+# accept_buckets: Sightline's sightline_smtp_accept_seconds histogram as
+# "le count" lines (cumulative counts).
+accept_buckets() {
+	curl -fsS -u "admin:$SIGHTLINE_ADMIN_PASSWORD" "http://127.0.0.1:$SL_HTTP/metrics" |
+		awk -F'[{}" ]+' '$1 == "sightline_smtp_accept_seconds_bucket" { print $3, $4 }'
+}
+
+# accept_quantiles before after: p50/p95/p99 in ms of the acceptances between
+# two accept_buckets readings, interpolated linearly within a bucket as
+# Prometheus's histogram_quantile does.
+accept_quantiles() {
+	awk 'NR == FNR { b[$1] = $2; next }
+	{ le[++n] = $1; c[n] = $2 - b[$1] }
+	function q(p,    i, r, lo, clo) {
+		r = p * c[n]
+		for (i = 1; i <= n; i++) if (c[i] >= r) break
+		if (le[i] == "+Inf") return sprintf(">%g", le[i - 1] * 1000)
+		lo = i > 1 ? le[i - 1] : 0; clo = i > 1 ? c[i - 1] : 0
+		return sprintf("%.1f", 1000 * (lo + (le[i] - lo) * (c[i] > clo ? (r - clo) / (c[i] - clo) : 1)))
+	}
+	END { if (c[n] > 0) printf "%s/%s/%s", q(.5), q(.95), q(.99); else printf "–" }' "$1" "$2"
+}
+
 # --- one measurement ---------------------------------------------------------
 
 RESULTS=$OUT/results.tsv
-[[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\tsettle_s\n' >"$RESULTS"
+[[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\tsettle_s\taccept_ms_p50_p95_p99\n' >"$RESULTS"
 
 point() { # s round target port
-	local s=$1 round=$2 target=$3 port=$4 pid before t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0
+	local s=$1 round=$2 target=$3 port=$4 pid before t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0 lat="–"
 	pid=${PID[$target]}
 	before=$(count "$target")
+	[[ $target == sightline ]] && accept_buckets >"$OUT/buckets.before"
 	c0=$(cpu_ticks "$pid")
 	[[ $target == postfix ]] || w0=$(written "$pid")
 	t0=$(date +%s.%N)
@@ -270,6 +294,10 @@ point() { # s round target port
 	t1=$(date +%s.%N)
 	c1=$(cpu_ticks "$pid")
 	[[ $target == postfix ]] || w1=$(written "$pid")
+	if [[ $target == sightline ]]; then
+		accept_buckets >"$OUT/buckets.after"
+		lat=$(accept_quantiles "$OUT/buckets.before" "$OUT/buckets.after")
+	fi
 	if [[ $rc != 0 ]]; then
 		check="smtp-source exit $rc: $(tail -1 "$OUT/source.log")"
 	else
@@ -280,12 +308,12 @@ point() { # s round target port
 	# (delivered and tracked) and, for Sightline, indexed for search.
 	settled=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 	el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-	printf '%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\n' "$s" "$round" "$target" "$el" \
+	printf '%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\t%s\n' "$s" "$round" "$target" "$el" \
 		"$(awk -v m="$M" -v e="$el" 'BEGIN { print m / e }')" \
 		"$(awk -v c=$((c1 - c0)) -v hz="$HZ" -v e="$el" 'BEGIN { print 100 * c / hz / e }')" \
 		"$(awk -v k="$(peak_kib "$pid")" 'BEGIN { print k / 1024 }')" \
 		"$(awk -v w=$((w1 - w0)) -v m="$M" 'BEGIN { print w / 1024 / m }')" \
-		"$check" "$settled" | tee -a "$RESULTS" >&2
+		"$check" "$settled" "$lat" | tee -a "$RESULTS" >&2
 }
 
 # --- main --------------------------------------------------------------------
@@ -347,7 +375,7 @@ echo
 awk -F'\t' '
 NR > 1 && $2 != "warmup" {
 	k = $1 SUBSEP $3
-	n[k]++; rate[k, n[k]] = $5; cpu[k, n[k]] = $6; wr[k, n[k]] = $8; st[k, n[k]] = $10
+	n[k]++; rate[k, n[k]] = $5; lat[k, n[k]] = $11; cpu[k, n[k]] = $6; wr[k, n[k]] = $8; st[k, n[k]] = $10
 	if ($7 > rss[k]) rss[k] = $7
 	if ($9 != "ok" && $9 != "n/a") bad[k]++
 	if (!($1 in seenS)) { seenS[$1] = 1; ss[++ns] = $1 }
@@ -359,13 +387,15 @@ function median(a, k, m,    i, j, v, t) {
 	return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
 }
 END {
-	printf "| -s | target | msg/s (median) | CPU %% | peak RSS MiB | disk KiB/msg | settle s | failed checks |\n|---|---|---|---|---|---|---|---|\n"
+	printf "| -s | target | msg/s (median) | CPU %% | peak RSS MiB | disk KiB/msg | settle s | accept ms p50/p95/p99 | failed checks |\n|---|---|---|---|---|---|---|---|---|\n"
 	for (i = 1; i <= ns; i++) for (j = 1; j <= nt; j++) {
 		k = ss[i] SUBSEP ts[j]
 		if (!n[k]) continue
 		med[k] = median(rate, k, n[k])
-		printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %d |\n", ss[i], ts[j], med[k], median(cpu, k, n[k]), rss[k],
-			(ts[j] == "postfix" || ts[j] == "sink") ? "–" : sprintf("%.1f", median(wr, k, n[k])), median(st, k, n[k]), bad[k]
+		# the server-side latency of the round with the median rate
+		for (r = 1; r <= n[k]; r++) if (rate[k, r] + 0 == med[k]) ml = lat[k, r]
+		printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %d |\n", ss[i], ts[j], med[k], median(cpu, k, n[k]), rss[k],
+			(ts[j] == "postfix" || ts[j] == "sink") ? "–" : sprintf("%.1f", median(wr, k, n[k])), median(st, k, n[k]), ml, bad[k]
 	}
 	print ""
 	for (i = 1; i <= ns; i++) {

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,11 @@ const MaxAddress = 256
 type Mailbox struct {
 	Dir string
 
-	seq atomic.Uint64
+	seq  atomic.Uint64
+	made sync.Map // maildirs known to exist: directory → struct{}
+	// pid and host are parts of every file name, found once by names.
+	names     sync.Once
+	pid, host string
 }
 
 // Message is one stored message of a mailbox.
@@ -53,29 +58,24 @@ func (m *Mailbox) Deliver(ctx context.Context, rcpt string, env *mailflow.Envelo
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
-	for _, sub := range []string{"tmp", "new", "cur"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
-			return "", fmt.Errorf("mailbox: create %s: %w", dir, err)
-		}
-	}
 	var mid int64
 	from := ""
 	if env != nil {
 		mid, from = env.MID, env.MailFrom
 	}
-	host, _ := os.Hostname()
-	host = strings.NewReplacer("/", "\\057", ":", "\\072").Replace(host)
-	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", time.Now().Unix(), mid, os.Getpid(), m.seq.Add(1), host)
+	m.names.Do(func() {
+		host, _ := os.Hostname()
+		m.pid, m.host = strconv.Itoa(os.Getpid()), strings.NewReplacer("/", "\\057", ":", "\\072").Replace(host)
+	})
+	name := fmt.Sprintf("%d.M%dP%sQ%d.%s", time.Now().Unix(), mid, m.pid, m.seq.Add(1), m.host)
 	tmp := filepath.Join(dir, "tmp", name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := m.create(dir, tmp)
 	if err != nil {
 		return "", fmt.Errorf("mailbox: %w", err)
 	}
-	head := fmt.Sprintf("Return-Path: <%s>\r\nDelivered-To: %s\r\n", from, rcpt)
-	_, err = f.WriteString(head)
-	if err == nil {
-		_, err = f.Write(data)
-	}
+	msg := make([]byte, 0, len(from)+len(rcpt)+32+len(data))
+	msg = fmt.Appendf(msg, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", from, rcpt)
+	_, err = f.Write(append(msg, data...))
 	if err == nil {
 		err = f.Sync()
 	}
@@ -184,6 +184,40 @@ func DirName(rcpt string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// create creates the file tmp in the maildir dir, making the maildir first
+// unless it is known to exist (and again if it was removed since).
+func (m *Mailbox) create(dir, tmp string) (*os.File, error) {
+	for {
+		_, known := m.made.Load(dir)
+		if !known {
+			if err := makeMaildir(dir); err != nil {
+				return nil, err
+			}
+			m.made.Store(dir, struct{}{})
+		}
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if known && errors.Is(err, fs.ErrNotExist) {
+			m.made.Delete(dir)
+			continue
+		}
+		return f, err
+	}
+}
+
+// makeMaildir creates dir and its tmp/, new/ and cur/, those missing.
+func makeMaildir(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, "tmp"), filepath.Join(dir, "new"), filepath.Join(dir, "cur")} {
+		err := os.Mkdir(d, 0o700)
+		if errors.Is(err, fs.ErrNotExist) && d == dir {
+			err = os.MkdirAll(d, 0o700) // the mailbox root is missing too
+		}
+		if err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

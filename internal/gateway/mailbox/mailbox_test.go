@@ -51,6 +51,32 @@ func TestDeliverListRead(t *testing.T) {
 	}
 }
 
+// TestDeliverRemadeMaildir checks that a maildir removed after a delivery,
+// or a mailbox root that does not exist yet, is made again.
+func TestDeliverRemadeMaildir(t *testing.T) {
+	ctx := context.Background()
+	mb := &mailbox.Mailbox{Dir: filepath.Join(t.TempDir(), "not", "yet")}
+	deliver := func() {
+		t.Helper()
+		if _, err := mb.Deliver(ctx, "bob@corp.test", nil, []byte("Subject: hi\r\n\r\nbody\r\n")); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+	}
+	deliver()
+	if err := os.RemoveAll(filepath.Join(mb.Dir, "bob@corp.test")); err != nil {
+		t.Fatal(err)
+	}
+	deliver()
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if fi, err := os.Stat(filepath.Join(mb.Dir, "bob@corp.test", sub)); err != nil || !fi.IsDir() {
+			t.Errorf("%s/ after the maildir was removed: %v", sub, err)
+		}
+	}
+	if ms, err := mb.List(ctx, "bob@corp.test"); err != nil || len(ms) != 1 {
+		t.Errorf("List = %d messages, %v, want 1 (the one delivered after removal)", len(ms), err)
+	}
+}
+
 func TestDirName(t *testing.T) {
 	tests := []struct {
 		in, want string

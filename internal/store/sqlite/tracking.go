@@ -52,6 +52,7 @@ var trackingMigrations = []Migration{
 		INSERT INTO search_fts (search_fts, rank) VALUES ('hashsize', 67108864);
 		INSERT INTO urls_fts (urls_fts, rank) VALUES ('hashsize', 67108864);`},
 	{Version: 7, SQL: trackingV7},
+	{Version: 8, SQL: trackingV8},
 }
 
 // trackingV7 adds mid_ranges: the lowest and highest MID saved in each hour
@@ -79,6 +80,52 @@ func hourOf(nanos int64) int64 {
 	}
 	return (nanos+1)/hour - 1
 }
+
+// trackingV8 adds derived tags to flags, which Apply keeps as messages are
+// saved and events change them: a status tag for the message's status and
+// each of its recipients' (statusTag), and a domain tag for its sender's
+// domain and each of its recipients' (domainTag). A status filter, or an
+// exact domain, is then one index range within the window (flags' key is
+// tag, time, MID) instead of every message of the window and its
+// recipients; the recipients' status index served only that and goes.
+const trackingV8 = `
+INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+	SELECT '` + statusTagPrefix + `' || status, injected_at, mid FROM messages;
+INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+	SELECT '` + statusTagPrefix + `' || r.status, m.injected_at, m.mid FROM recipients r JOIN messages m ON m.mid = r.mid;
+INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+	SELECT '` + domainTagPrefix + `' || sender_domain_lc, injected_at, mid FROM messages;
+INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+	SELECT '` + domainTagPrefix + `' || r.domain, m.injected_at, m.mid FROM recipients r JOIN messages m ON m.mid = r.mid;
+DROP INDEX recipients_status;
+`
+
+// Derived tags, beside tracking.Message.Tags in flags (whose namespaces
+// differ). statusTagEnd is statusTagPrefix with its last byte incremented:
+// the status tags sort from the one to the other. The insert statements
+// write the tags of MID ?1 from its message and recipient rows.
+const (
+	statusTagPrefix = "status:"
+	statusTagEnd    = "status;"
+	domainTagPrefix = "domain:"
+
+	insertStatusTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+		SELECT '` + statusTagPrefix + `' || s.status, m.injected_at, m.mid
+		FROM messages m, (SELECT status FROM messages WHERE mid = ?1 UNION SELECT status FROM recipients WHERE mid = ?1) s
+		WHERE m.mid = ?1`
+	insertDomainTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
+		SELECT '` + domainTagPrefix + `' || d.domain, m.injected_at, m.mid
+		FROM messages m, (SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION SELECT domain FROM recipients WHERE mid = ?1) d
+		WHERE m.mid = ?1`
+)
+
+// statusTag is the tag of a message whose status, or one of whose
+// recipients' status, is status.
+func statusTag(status string) string { return statusTagPrefix + status }
+
+// domainTag is the tag of a message whose sender's domain, or one of whose
+// recipients' domain, is the folded domain d.
+func domainTag(d string) string { return domainTagPrefix + d }
 
 // ftsHashSize is the hashsize migration 6 gives the trigram tables.
 const ftsHashSize = 64 << 20
@@ -196,6 +243,7 @@ type putStmts struct {
 	insMessage, insRecipient, insAttachment, insURL, insFlag, enqueue    *sql.Stmt
 	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
 	countURLs, delSearch, delURLSearch, queued, insEvents, widen         *sql.Stmt
+	delStatusTags, insStatusTags, insDomainTags                          *sql.Stmt
 }
 
 func (p *putStmts) all() []**sql.Stmt {
@@ -204,6 +252,7 @@ func (p *putStmts) all() []**sql.Stmt {
 		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.enqueue,
 		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
 		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.queued, &p.insEvents, &p.widen,
+		&p.delStatusTags, &p.insStatusTags, &p.insDomainTags,
 	}
 }
 
@@ -234,6 +283,9 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		insertEventsSQL + strings.Repeat(`, `+eventValues, eventChunk-1),
 		`INSERT INTO mid_ranges (hour, min_mid, max_mid) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE
 			SET min_mid = min(min_mid, excluded.min_mid), max_mid = max(max_mid, excluded.max_mid)`,
+		`DELETE FROM flags WHERE mid = ? AND flag >= '` + statusTagPrefix + `' AND flag < '` + statusTagEnd + `'`,
+		insertStatusTagsSQL,
+		insertDomainTagsSQL,
 	})
 }
 
@@ -378,6 +430,11 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 			return err
 		}
 	}
+	for _, ins := range []*sql.Stmt{st.insStatusTags, st.insDomainTags} {
+		if _, err := ins.ExecContext(ctx, m.MID); err != nil {
+			return err
+		}
+	}
 	// The trigram indexes are written behind ingest (tracking_index.go).
 	_, err = st.enqueue.ExecContext(ctx, m.MID)
 	return err
@@ -467,45 +524,60 @@ func (st *putStmts) insertEvents(ctx context.Context, evs []tracking.Event) erro
 	return nil
 }
 
-// applyStatus carries an event's status to its message and recipients.
+// applyStatus carries an event's status to its message and recipients,
+// and their status tags.
 func (st *putStmts) applyStatus(ctx context.Context, ev tracking.Event) error {
 	if ev.Status == "" || ev.MID == 0 {
 		return nil
 	}
+	changed, err := st.setStatuses(ctx, ev)
+	if err != nil || !changed {
+		return err
+	}
+	if _, err := st.delStatusTags.ExecContext(ctx, ev.MID); err != nil {
+		return err
+	}
+	_, err = st.insStatusTags.ExecContext(ctx, ev.MID)
+	return err
+}
+
+// setStatuses writes ev's status to the message and recipients it
+// concerns and reports whether it may have changed any.
+func (st *putStmts) setStatuses(ctx context.Context, ev tracking.Event) (bool, error) {
 	if ev.Recipient == "" {
 		if _, err := st.setStatus.ExecContext(ctx, ev.Status, ev.MID); err != nil {
-			return err
+			return false, err
 		}
 		_, err := st.setPendingRecipients.ExecContext(ctx, ev.Status, ev.MID)
-		return err
+		return err == nil, err
 	}
 	addr := tracking.Fold(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(ev.Recipient), "<"), ">"))
 	res, err := st.setRecipient.ExecContext(ctx, ev.Status, ev.Reply, ev.MID, addr)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
+		return false, nil
 	}
 	rows, err := st.rcptStatus.QueryContext(ctx, ev.MID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var all []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			rows.Close()
-			return err
+			return false, err
 		}
 		all = append(all, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return false, err
 	}
 	_, err = st.setStatus.ExecContext(ctx, tracking.DeriveStatus(all), ev.MID)
-	return err
+	return err == nil, err
 }
 
 func joinLines(ss []string) string { return strings.Join(ss, "\n") }
@@ -538,17 +610,20 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	if limit <= 0 {
 		limit = DefaultCountLimit
 	}
+	p := w.plan()
+	if tags, ok := soleTags(q); ok {
+		p = tagPlan(tags, q.Start, q.End)
+	}
 	var page tracking.Page
-	countArgs := append(w.args[:len(w.args):len(w.args)], limit+1)
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages m`+w.sql()+` LIMIT ?)`, countArgs...).Scan(&page.Total); err != nil {
+	countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
+	if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
 		return tracking.Page{}, wrapDB("count tracking matches", err)
 	}
 	if page.Total > limit {
 		page.Total, page.TotalCapped = limit, true
 	}
-	pageArgs := append(w.args[:len(w.args):len(w.args)], q.PageLimit(), max(q.Offset, 0))
-	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m`+w.sql()+
-		` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`, pageArgs...)
+	pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
+	rows, err := tx.QueryContext(ctx, p.page, pageArgs...)
 	if err != nil {
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
@@ -560,6 +635,90 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
 	return page, nil
+}
+
+// searchPlan is how Search reads its matches: count counts them up to a
+// limit (its last argument), page reads the newest first (limit and offset
+// last), both after args.
+type searchPlan struct {
+	count, page string
+	args        []any
+}
+
+// plan reads the messages w selects.
+func (w *where) plan() searchPlan {
+	return searchPlan{
+		count: `SELECT count(*) FROM (SELECT 1 FROM messages m` + w.sql() + ` LIMIT ?)`,
+		page:  `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`,
+		args:  w.args,
+	}
+}
+
+// tagPlan reads the messages with any of tags injected in [start, end)
+// from flags alone, whose key (tag, time, MID) holds them in order: a
+// common tag is counted without reading a message, and a page reads only
+// its own messages.
+func tagPlan(tags []string, start, end time.Time) searchPlan {
+	cond, args := tagRange(tags, start, end)
+	// A message has each tag once, but may have several of tags.
+	distinct := ""
+	if len(tags) > 1 {
+		distinct = "DISTINCT "
+	}
+	return searchPlan{
+		count: `SELECT count(*) FROM (SELECT ` + distinct + `mid FROM flags WHERE ` + cond + ` LIMIT ?)`,
+		page: `SELECT ` + messageColumns + ` FROM messages m WHERE m.mid IN (SELECT mid FROM (SELECT ` + distinct +
+			`injected_at, mid FROM flags WHERE ` + cond + ` ORDER BY injected_at DESC, mid DESC LIMIT ? OFFSET ?))
+			ORDER BY m.injected_at DESC, m.mid DESC`,
+		args: args,
+	}
+}
+
+// soleTags returns the tags of q's only filter, one of which a message
+// must have, when q has no other filter but its window.
+func soleTags(q tracking.Query) ([]string, bool) {
+	if len(q.SenderIPs)+len(q.MessageIDs)+len(q.MIDs)+len(q.SHA256s) > 0 || q.Direction != "" {
+		return nil, false
+	}
+	for _, f := range []tracking.TextFilter{q.Sender, q.Recipient, q.Subject, q.AttachmentName, q.ReplyTo} {
+		if f.Active() {
+			return nil, false
+		}
+	}
+	switch {
+	case q.Domain.Op == tracking.OpIs && len(q.Events) == 0:
+		return domainTags(q.Domain.Values), true
+	case q.Domain.Active() || len(q.Events) != 1:
+		return nil, false
+	}
+	switch c := q.Events[0].Condition(); {
+	case c.Never || c.Direction != "":
+		return nil, false
+	case len(c.Tags) == 1 && len(c.Statuses) == 0:
+		return c.Tags, true
+	case len(c.Tags) == 0 && len(c.Statuses) > 0:
+		return statusTags(c.Statuses), true
+	}
+	return nil, false
+}
+
+func domainTags(values []string) []string {
+	return tagsOf(values, func(v string) string { return domainTag(domainValue(v)) })
+}
+
+func statusTags(statuses []string) []string { return tagsOf(statuses, statusTag) }
+
+func tagsOf(values []string, tag func(string) string) []string {
+	tags := make([]string, len(values))
+	for i, v := range values {
+		tags[i] = tag(v)
+	}
+	return tags
+}
+
+// domainValue is the folded domain a domain filter's value names.
+func domainValue(v string) string {
+	return strings.TrimPrefix(strings.TrimSpace(tracking.Fold(v)), "@")
 }
 
 func (s *TrackingStore) beginRead(ctx context.Context) (cachedTx, error) {
@@ -812,7 +971,11 @@ func (w *where) build(q tracking.Query) bool {
 	w.text(q.ReplyTo, replyToField)
 	w.text(q.Recipient, recipientField)
 	w.text(q.AttachmentName, attachmentField)
-	w.text(q.Domain, domainField)
+	if q.Domain.Op == tracking.OpIs {
+		w.tags(domainTags(q.Domain.Values), q.Start, q.End)
+	} else {
+		w.text(q.Domain, domainField)
+	}
 	if len(q.SenderIPs) > 0 {
 		ips := make([]string, len(q.SenderIPs))
 		for i, s := range q.SenderIPs {
@@ -847,20 +1010,18 @@ func (w *where) build(q tracking.Query) bool {
 			return false
 		}
 		for _, t := range c.Tags {
-			w.flag(t, q.Start, q.End)
+			w.tags([]string{t}, q.Start, q.End)
 		}
 		if len(c.Statuses) > 0 {
-			list := placeholders(len(c.Statuses))
-			args := make([]any, 0, 2*len(c.Statuses))
-			for range 2 {
-				for _, s := range c.Statuses {
-					args = append(args, s)
-				}
+			tags := statusTags(c.Statuses)
+			args := make([]any, len(tags))
+			for i, t := range tags {
+				args[i] = t
 			}
 			// Row by row rather than as a set: a common status would make
 			// a set of most of the store, whatever the window.
-			w.add("(m.status IN "+list+
-				" OR EXISTS (SELECT 1 FROM recipients r WHERE r.mid = m.mid AND r.status IN "+list+"))", args...)
+			w.add("EXISTS (SELECT 1 FROM flags f WHERE f.flag IN "+placeholders(len(tags))+
+				" AND f.injected_at = m.injected_at AND f.mid = m.mid)", args...)
 		}
 		if c.Direction != "" {
 			w.add("m.direction = ?", c.Direction)
@@ -880,17 +1041,27 @@ func selective(q tracking.Query) bool {
 	return len(q.SenderIPs)+len(q.MessageIDs)+len(q.MIDs)+len(q.SHA256s) > 0
 }
 
-// flag adds the condition that the message has tag t, looked up within
-// the window [start, end) when it has bounds.
-func (w *where) flag(t string, start, end time.Time) {
-	c, args := "flag = ?", []any{t}
+// tags adds the condition that the message has one of tags, looked up
+// within the window [start, end) when it has bounds.
+func (w *where) tags(tags []string, start, end time.Time) {
+	cond, args := tagRange(tags, start, end)
+	w.add("m.mid IN (SELECT mid FROM flags WHERE "+cond+")", args...)
+}
+
+// tagRange is the condition on flags of having one of tags within the
+// window [start, end).
+func tagRange(tags []string, start, end time.Time) (string, []any) {
+	cond, args := "flag IN "+placeholders(len(tags)), make([]any, 0, len(tags)+2)
+	for _, t := range tags {
+		args = append(args, t)
+	}
 	if !start.IsZero() {
-		c, args = c+" AND injected_at >= ?", append(args, start.UnixNano())
+		cond, args = cond+" AND injected_at >= ?", append(args, start.UnixNano())
 	}
 	if !end.IsZero() {
-		c, args = c+" AND injected_at < ?", append(args, end.UnixNano())
+		cond, args = cond+" AND injected_at < ?", append(args, end.UnixNano())
 	}
-	w.add("m.mid IN (SELECT mid FROM flags WHERE "+c+")", args...)
+	return cond, args
 }
 
 func (w *where) in(prefix string, vals any, suffix ...string) {
@@ -922,9 +1093,10 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 	ors := make([]string, 0, len(f.Values))
 	var args []any
 	for _, v := range f.Values {
-		v = tracking.Fold(v)
 		if field.fts == "domains" {
-			v = strings.TrimPrefix(strings.TrimSpace(v), "@")
+			v = domainValue(v)
+		} else {
+			v = tracking.Fold(v)
 		}
 		clause, a := field.pred(f.Op, v)
 		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {

@@ -1,0 +1,173 @@
+package sqlite
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/tracking"
+)
+
+// TestDerivedTags checks that the status and domain tags in flags follow
+// every change of a message's and its recipients' statuses, that status and
+// domain searches read them right (alone, with a window, paged, with several
+// tags of one message, and beside another filter), and that migration 8
+// writes the same tags from the rows.
+func TestDerivedTags(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 10, 8, 0, 0, 0, time.UTC)
+	rcpts := func(addrs ...string) []tracking.Recipient {
+		rs := make([]tracking.Recipient, len(addrs))
+		for i, a := range addrs {
+			rs[i] = tracking.Recipient{RID: i, Address: a}
+		}
+		return rs
+	}
+	s := openSearchStore(t)
+	apply := func(b tracking.Batch) {
+		t.Helper()
+		if err := s.Apply(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(tracking.Batch{Messages: []*tracking.Message{
+		{MID: 1, InjectedAt: t0, Sender: "a@X.example", Recipients: rcpts("bob@corp.example", "carol@Other.example.")},
+		{MID: 2, InjectedAt: t0.Add(time.Minute), Sender: "b@x.example", Recipients: rcpts("dan@corp.example", "eve@corp.example")},
+		{MID: 3, InjectedAt: t0.Add(2 * time.Minute), Sender: "", Recipients: rcpts("fay@corp.example", "postmaster")},
+		{MID: 4, InjectedAt: t0.Add(-48 * time.Hour), Sender: "d@corp.example", Status: tracking.StatusDelivered, Recipients: rcpts("gus@corp.example")},
+	}})
+
+	// checkTags checks the derived tags of every message against its rows.
+	checkTags := func(label string) {
+		t.Helper()
+		for mid := int64(1); mid <= 4; mid++ {
+			m, _, err := s.Details(ctx, mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{statusTag(m.Status), domainTag(tracking.Fold(m.SenderDomain))}
+			for _, r := range m.Recipients {
+				want = append(want, statusTag(r.Status), domainTag(tracking.Domain(r.Address)))
+			}
+			slices.Sort(want)
+			want = slices.Compact(want)
+			var got []string
+			rows, err := s.db.R.QueryContext(ctx, `SELECT flag FROM flags WHERE mid = ? AND (flag LIKE 'status:%' OR flag LIKE 'domain:%') ORDER BY flag`, mid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var f string
+				if err := rows.Scan(&f); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, f)
+			}
+			rows.Close()
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: status tags of MID %d = %q, want %q", label, mid, got, want)
+			}
+		}
+	}
+	type search struct {
+		q     tracking.Query
+		want  []int64
+		total int
+	}
+	ev := func(name, value string) []tracking.EventFilter {
+		return []tracking.EventFilter{{Name: name, Value: value}}
+	}
+	checkSearches := func(label string, ss []search) {
+		t.Helper()
+		for _, c := range ss {
+			page, err := s.Search(ctx, c.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, m := range page.Messages {
+				got = append(got, m.MID)
+			}
+			if !slices.Equal(got, c.want) || page.Total != c.total {
+				t.Errorf("%s: Search(%+v) = %v total %d, want %v total %d", label, c.q, got, page.Total, c.want, c.total)
+			}
+		}
+	}
+	checkTags("saved")
+	domain := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpIs, Values: v} }
+	checkSearches("saved", []search{
+		{tracking.Query{Events: ev("deliveryStatus", "DELIVERED")}, []int64{4}, 1},
+		{tracking.Query{Start: t0.Add(-time.Hour), Events: ev("deliveryStatus", "DELIVERED")}, nil, 0},
+		{tracking.Query{Domain: domain("corp.example")}, []int64{3, 2, 1, 4}, 4},
+		{tracking.Query{Domain: domain(" @CORP.example"), Start: t0.Add(-time.Hour)}, []int64{3, 2, 1}, 3},
+		{tracking.Query{Domain: domain("x.example")}, []int64{2, 1}, 2},
+		{tracking.Query{Domain: domain("other.example")}, []int64{1}, 1},
+		// MID 1 has both domains and counts once.
+		{tracking.Query{Domain: domain("x.example", "other.example"), Limit: 1, Offset: 1}, []int64{1}, 2},
+		{tracking.Query{Domain: domain("corp.example"), End: t0.Add(90 * time.Second), Limit: 2}, []int64{2, 1}, 3},
+		// Beside another filter, the domain's MIDs are a set within the window.
+		{tracking.Query{Domain: domain("x.example"), Sender: tracking.TextFilter{Op: tracking.OpBeginsWith, Values: []string{"a"}}}, []int64{1}, 1},
+		{tracking.Query{Domain: domain("corp.example"), Direction: "incoming", Start: t0}, nil, 0},
+	})
+
+	at := func(m time.Duration) time.Time { return t0.Add(10*time.Minute + m) }
+	apply(tracking.Batch{Events: []tracking.Event{
+		{Time: at(1), MID: 1, Recipient: "bob@corp.example", Status: tracking.StatusSoftBounced},
+	}})
+	checkTags("soft bounce")
+	checkSearches("soft bounce", []search{
+		{tracking.Query{Events: ev("softBounced", "True")}, []int64{1}, 1},
+		{tracking.Query{Events: ev("deliveryStatus", "BOUNCED")}, []int64{1}, 1},
+	})
+
+	apply(tracking.Batch{Events: []tracking.Event{
+		{Time: at(2), MID: 1, Recipient: "<BOB@corp.example>", Status: tracking.StatusDelivered},
+		{Time: at(2), MID: 1, Recipient: "Carol@other.example.", Status: tracking.StatusHardBounced},
+		{Time: at(3), MID: 2, Recipient: "dan@corp.example", Status: tracking.StatusBounced},
+		{Time: at(3), MID: 2, Recipient: "eve@corp.example", Status: tracking.StatusHardBounced},
+		{Time: at(4), MID: 3, Status: tracking.StatusQuarantinedCF},
+		{Time: at(4), MID: 99, Status: tracking.StatusDelivered}, // no such message
+	}})
+	checkTags("delivered and bounced")
+	window := t0.Add(-time.Hour)
+	checkSearches("delivered and bounced", []search{
+		{tracking.Query{Events: ev("softBounced", "True")}, nil, 0},
+		{tracking.Query{Events: ev("deliveryStatus", "DELIVERED")}, []int64{1, 4}, 2},
+		{tracking.Query{Start: window, Events: ev("deliveryStatus", "DELIVERED")}, []int64{1}, 1},
+		{tracking.Query{Events: ev("hardBounced", "True")}, []int64{2, 1}, 2},
+		// MID 2 has two bounce statuses and counts once.
+		{tracking.Query{Events: ev("deliveryStatus", "BOUNCED")}, []int64{2, 1}, 2},
+		{tracking.Query{Events: ev("deliveryStatus", "BOUNCED"), Limit: 1, Offset: 1}, []int64{1}, 2},
+		{tracking.Query{Events: ev("deliveryStatus", "BOUNCED"), Limit: 1}, []int64{2}, 2},
+		{tracking.Query{Events: ev("quarantineStatus", "POLICY")}, []int64{3}, 1},
+		// Beside another filter, the status is checked row by row.
+		{tracking.Query{Sender: tracking.TextFilter{Op: tracking.OpIs, Values: []string{"b@x.example"}},
+			Events: ev("deliveryStatus", "BOUNCED")}, []int64{2}, 1},
+		{tracking.Query{Sender: tracking.TextFilter{Op: tracking.OpBeginsWith, Values: []string{"a@"}},
+			Events: ev("deliveryStatus", "DELIVERED")}, []int64{1}, 1},
+		{tracking.Query{Direction: "incoming", Events: ev("deliveryStatus", "DELIVERED")}, nil, 0},
+	})
+
+	// Released from quarantine and delivered: the old status goes.
+	apply(tracking.Batch{Events: []tracking.Event{
+		{Time: at(5), MID: 3, Recipient: "fay@corp.example", Status: tracking.StatusDelivered},
+		{Time: at(5), MID: 3, Recipient: "postmaster", Status: tracking.StatusDelivered},
+	}})
+	checkTags("released")
+	checkSearches("released", []search{
+		{tracking.Query{Events: ev("quarantineStatus", "POLICY")}, nil, 0},
+		{tracking.Query{Start: window, Events: ev("deliveryStatus", "DELIVERED")}, []int64{3, 1}, 2},
+	})
+
+	// Migration 8 writes the same tags from the rows.
+	if _, err := s.db.W.ExecContext(ctx, `DELETE FROM flags WHERE flag LIKE 'status:%' OR flag LIKE 'domain:%'`); err != nil {
+		t.Fatal(err)
+	}
+	backfill := trackingV8[:strings.Index(trackingV8, "DROP INDEX")]
+	if _, err := s.db.W.ExecContext(ctx, backfill); err != nil {
+		t.Fatalf("migration 8 backfill: %v", err)
+	}
+	checkTags("migration 8")
+}
