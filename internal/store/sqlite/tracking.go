@@ -103,7 +103,8 @@ DROP INDEX recipients_status;
 // Derived tags, beside tracking.Message.Tags in flags (whose namespaces
 // differ). statusTagEnd is statusTagPrefix with its last byte incremented:
 // the status tags sort from the one to the other. The insert statements
-// write the tags of MID ?1 from its message and recipient rows.
+// write the tags of MID ?1 from its message and recipient rows (OR IGNORE
+// drops the repeated ones, cheaper than a UNION's temporary table).
 const (
 	statusTagPrefix = "status:"
 	statusTagEnd    = "status;"
@@ -111,11 +112,11 @@ const (
 
 	insertStatusTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
 		SELECT '` + statusTagPrefix + `' || s.status, m.injected_at, m.mid
-		FROM messages m, (SELECT status FROM messages WHERE mid = ?1 UNION SELECT status FROM recipients WHERE mid = ?1) s
+		FROM messages m, (SELECT status FROM messages WHERE mid = ?1 UNION ALL SELECT status FROM recipients WHERE mid = ?1) s
 		WHERE m.mid = ?1`
 	insertDomainTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
 		SELECT '` + domainTagPrefix + `' || d.domain, m.injected_at, m.mid
-		FROM messages m, (SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION SELECT domain FROM recipients WHERE mid = ?1) d
+		FROM messages m, (SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION ALL SELECT domain FROM recipients WHERE mid = ?1) d
 		WHERE m.mid = ?1`
 )
 
