@@ -33,9 +33,23 @@ const (
 	maxStoreAge = 24 * time.Hour
 )
 
+// The -distinct plant: a store generated since it exists, when it is large
+// enough (minDistinctMessages), also holds distinctSubjects subjects
+// "Invoice Due 01", "Invoice Due 02"… each on exactly subjectHits messages
+// of the last 28 days. They are not benchSubject, which the module matches
+// whole.
+const (
+	distinctSubjects = 50
+	distinctFormat   = "Invoice Due %02d"
+)
+
+// distinctSubject is the k-th subject of the -distinct plant, from 1.
+func distinctSubject(k int) string { return fmt.Sprintf(distinctFormat, k) }
+
 // prepareStore generates n messages into the tracking store at path, or
-// reuses it if it holds exactly n messages generated less than maxStoreAge ago.
-func prepareStore(ctx context.Context, path string, n int, out io.Writer) error {
+// reuses it if it holds exactly n messages generated less than maxStoreAge
+// ago. With distinct, the store must hold the -distinct plant.
+func prepareStore(ctx context.Context, path string, n int, distinct bool, out io.Writer) error {
 	s, err := sqlite.OpenTracking(ctx, path)
 	if err != nil {
 		return err
@@ -52,12 +66,17 @@ func prepareStore(ctx context.Context, path string, n int, out io.Writer) error 
 		if err := indexStore(ctx, s, out); err != nil {
 			return err
 		}
-		return checkHits(ctx, s)
+		return checkHits(ctx, s, distinct)
 	case p.Total != 0:
 		return fmt.Errorf("%s holds %d messages, want %d generated in the last %s: remove it", path, p.Total, n, maxStoreAge)
 	}
 	fmt.Fprintf(out, "generating %d messages (%d events each) over 90 days into %s\n", n, eventsPerMsg, path)
 	g := newGenerator(n, time.Now().Add(-time.Minute))
+	if len(g.distinct) > 0 {
+		fmt.Fprintf(out, "with the -distinct plant: %d subjects %q… on %d messages each\n", distinctSubjects, distinctSubject(1), subjectHits)
+	} else {
+		fmt.Fprintf(out, "without the -distinct plant: %d messages are too few for it\n", n)
+	}
 	began, i := time.Now(), 0
 	next := func() (tracking.Batch, bool) {
 		var b tracking.Batch
@@ -75,7 +94,7 @@ func prepareStore(ctx context.Context, path string, n int, out io.Writer) error 
 	}
 	el := time.Since(began)
 	fmt.Fprintf(out, "generated and indexed %d messages in %s (%.0f msg/s)\n", n, el.Round(time.Second), float64(n)/el.Seconds())
-	return checkHits(ctx, s)
+	return checkHits(ctx, s, distinct)
 }
 
 // indexStore writes the substring index of every queued message before the
@@ -101,25 +120,46 @@ func indexStore(ctx context.Context, s *sqlite.TrackingStore, out io.Writer) err
 
 // checkHits verifies that the store holds exactly the benchmark's matching
 // messages in the module's 30-day timeframe, so that a wrong enrich answer
-// is the console's fault, not the generator's.
-func checkHits(ctx context.Context, s *sqlite.TrackingStore) error {
+// is the console's fault, not the generator's. With distinct it checks the
+// -distinct plant too.
+func checkHits(ctx context.Context, s *sqlite.TrackingStore, distinct bool) error {
 	now := time.Now()
+	count := func(q tracking.Query) (int, error) {
+		q.Start, q.End, q.Limit = now.Add(-30*24*time.Hour), now, 1
+		p, err := s.Search(ctx, q)
+		return p.Total, err
+	}
 	is := func(v string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpIs, Values: []string{v}} }
-	for _, c := range []struct {
+	type check struct {
 		what string
 		q    tracking.Query
 		want int
-	}{
+	}
+	checks := []check{
 		{"subject " + benchSubject, tracking.Query{Subject: is(benchSubject)}, subjectHits},
 		{"sender IP " + benchIP, tracking.Query{SenderIPs: []string{benchIP}}, ipHits},
-	} {
-		c.q.Start, c.q.End, c.q.Limit = now.Add(-30*24*time.Hour), now, 1
-		p, err := s.Search(ctx, c.q)
+	}
+	if distinct {
+		n, err := count(tracking.Query{Subject: is(distinctSubject(1))})
 		if err != nil {
 			return err
 		}
-		if p.Total != c.want {
-			return fmt.Errorf("the store holds %d messages with %s in the last 30 days, want %d", p.Total, c.what, c.want)
+		if n == 0 {
+			return fmt.Errorf("-distinct: the store has no message with subject %q: it was generated before the "+
+				"-distinct plant existed, or with fewer than %d messages: generate a new store (another -store file)",
+				distinctSubject(1), minDistinctMessages())
+		}
+		for k := 1; k <= distinctSubjects; k++ {
+			checks = append(checks, check{"subject " + distinctSubject(k), tracking.Query{Subject: is(distinctSubject(k))}, subjectHits})
+		}
+	}
+	for _, c := range checks {
+		n, err := count(c.q)
+		if err != nil {
+			return err
+		}
+		if n != c.want {
+			return fmt.Errorf("the store holds %d messages with %s in the last 30 days, want %d", n, c.what, c.want)
 		}
 	}
 	return nil
@@ -127,13 +167,25 @@ func checkHits(ctx context.Context, s *sqlite.TrackingStore) error {
 
 // generator makes message i of n deterministically.
 type generator struct {
-	n      int
-	newest time.Time
-	hits   map[int]string // message number → "subject" or "ip"
+	n        int
+	newest   time.Time
+	hits     map[int]string // message number → "subject" or "ip"
+	distinct map[int]string // message number → its -distinct subject
+}
+
+// minDistinctMessages returns the smallest store, to 100 messages, that
+// holds the -distinct plant: the plant takes at most half of the other
+// messages of the last 28 days.
+func minDistinctMessages() int {
+	n := 1000
+	for len(newGenerator(n, time.Time{}).distinct) == 0 {
+		n += 100
+	}
+	return n
 }
 
 func newGenerator(n int, newest time.Time) *generator {
-	g := &generator{n: n, newest: newest, hits: map[int]string{}}
+	g := &generator{n: n, newest: newest, hits: map[int]string{}, distinct: map[int]string{}}
 	// The matching messages are spread evenly over the last 28 days; the
 	// messages are evenly spread in time, so message i's age is known.
 	first := n - int(float64(n)*float64(hitSpan)/float64(span))
@@ -142,6 +194,20 @@ func newGenerator(n int, newest time.Time) *generator {
 	}
 	for k := range ipHits {
 		g.hits[first+k*(n-first)/ipHits+1] = "ip"
+	}
+	// The -distinct plant: spread evenly over the other messages of the
+	// last 28 days, the subjects in turn, so that each subject's messages
+	// span the 28 days too. Other messages stay as they were.
+	var free []int
+	for i := first; i < n; i++ {
+		if g.hits[i] == "" {
+			free = append(free, i)
+		}
+	}
+	if planted := distinctSubjects * subjectHits; len(free) >= 2*planted {
+		for j := range planted {
+			g.distinct[free[j*len(free)/planted]] = distinctSubject(j%distinctSubjects + 1)
+		}
 	}
 	return g
 }
@@ -192,6 +258,9 @@ func (g *generator) message(i int) *tracking.Message {
 		subject = benchSubject
 	case "ip":
 		ip = benchIP
+	}
+	if s, ok := g.distinct[i]; ok {
+		subject = s
 	}
 	t := g.time(i)
 	direction := "incoming"

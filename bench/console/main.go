@@ -8,7 +8,10 @@
 //
 //   - POST /iroh/iroh-enrich/observe/observables for an email_subject and an
 //     ip observable, at each concurrency, for a fixed duration after a
-//     warm-up; every answer must hold the expected sightings count;
+//     warm-up; every answer must hold the expected sightings count. The
+//     concurrent clients all ask the same observable, so the console may
+//     share their module calls; with -distinct each client asks its own
+//     email_subject instead, so that nothing is shared;
 //
 //   - observable.Inspect on a generated mixed corpus, on one core;
 //
@@ -49,6 +52,8 @@ func main() {
 		"(default: generated in the temporary data directory)")
 	flag.IntVar(&o.inspectMB, "inspect-mb", 10, "size of the Inspect corpus in `MB`")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the highest-concurrency enrich runs to `file`")
+	flag.BoolVar(&o.distinct, "distinct", false, fmt.Sprintf("give each concurrent client its own email_subject (at most %d "+
+		"clients), so that no module call is shared, instead of the same email_subject and ip for all", distinctSubjects))
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "console bench:", err)
@@ -63,6 +68,7 @@ type options struct {
 	duration, warmup  time.Duration
 	store, cpuprofile string
 	inspectMB         int
+	distinct          bool
 }
 
 func (o *options) check() error {
@@ -77,7 +83,13 @@ func (o *options) check() error {
 		if err != nil || n < 1 || n > 1000 {
 			return fmt.Errorf("-concurrency %q: want numbers from 1 to 1000", o.concurrency)
 		}
+		if o.distinct && n > distinctSubjects {
+			return fmt.Errorf("-distinct: concurrency %d: at most %d, one subject per client", n, distinctSubjects)
+		}
 		o.levels = append(o.levels, n)
+	}
+	if least := minDistinctMessages(); o.distinct && o.messages < least {
+		return fmt.Errorf("-distinct needs -messages %d at least, for its planted subjects", least)
 	}
 	return nil
 }
@@ -104,7 +116,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if store == "" {
 		store = trackingDB
 	}
-	if err := prepareStore(ctx, store, o.messages, out); err != nil {
+	if err := prepareStore(ctx, store, o.messages, o.distinct, out); err != nil {
 		return err
 	}
 	if store != trackingDB {

@@ -31,6 +31,31 @@ var probes = []probe{
 	{"ip", `[{"type":"ip","value":"` + benchIP + `"}]`, ipHits},
 }
 
+// workload is what the concurrent clients of one measurement ask: client i
+// sends probes[i % len(probes)].
+type workload struct {
+	name   string
+	probes []probe
+}
+
+// workloads returns the measured workloads: by default each probe, asked
+// by every client; with distinct, the subjects of the -distinct plant, one
+// per client, so that no two concurrent investigations are identical.
+func workloads(distinct bool) []workload {
+	if !distinct {
+		var ws []workload
+		for _, p := range probes {
+			ws = append(ws, workload{p.name, []probe{p}})
+		}
+		return ws
+	}
+	w := workload{name: "email_subject (distinct)"}
+	for k := 1; k <= distinctSubjects; k++ {
+		w.probes = append(w.probes, probe{distinctSubject(k), `[{"type":"email_subject","value":"` + distinctSubject(k) + `"}]`, subjectHits})
+	}
+	return []workload{w}
+}
+
 // result is one measured run.
 type result struct {
 	durations []time.Duration // sorted, successful calls only
@@ -71,13 +96,15 @@ func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) err
 	fmt.Fprintln(tw, "observable\tconcurrency\tcount\treq/s\tp50\tp95\tp99\tmax\terrors\tsightings\tCPU/call\tcores used\t")
 	failed := false
 	for _, c := range o.levels {
-		for _, p := range probes {
+		for _, w := range workloads(o.distinct) {
 			tok, err := s.accessToken(ctx)
 			if err != nil {
 				return err
 			}
-			if _, err := s.load(ctx, tok, p, c, o.warmup); err != nil {
-				return err
+			if o.warmup > 0 {
+				if _, err := s.load(ctx, tok, w, c, o.warmup); err != nil {
+					return err
+				}
 			}
 			if c == top && o.cpuprofile != "" && prof == nil {
 				if prof, err = os.Create(o.cpuprofile); err != nil {
@@ -87,13 +114,13 @@ func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) err
 					return err
 				}
 			}
-			r, err := s.load(ctx, tok, p, c, o.duration)
+			r, err := s.load(ctx, tok, w, c, o.duration)
 			if err != nil {
 				return err
 			}
 			d := r.durations
-			row := fmt.Sprintf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.2f\t\n", p.name, c, len(d),
-				float64(len(d))/r.elapsed.Seconds(), ms(pct(d, 50)), ms(pct(d, 95)), ms(pct(d, 99)), ms(pct(d, 100)), r.errors, p.want,
+			row := fmt.Sprintf("%s\t%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.2f\t\n", w.name, c, len(d),
+				float64(len(d))/r.elapsed.Seconds(), ms(pct(d, 50)), ms(pct(d, 95)), ms(pct(d, 99)), ms(pct(d, 100)), r.errors, w.probes[0].want,
 				ms(r.cpuPerCall()), r.cpu.Seconds()/r.elapsed.Seconds())
 			fmt.Fprint(tw, row)
 			fmt.Fprint(os.Stderr, strings.ReplaceAll(row, "\t", " "))
@@ -117,9 +144,10 @@ func measureEnrich(ctx context.Context, s *system, o options, out io.Writer) err
 	return nil
 }
 
-// load runs c workers calling p for d and returns their latencies. Any
-// answer that is not 200 with exactly p.want sightings is an error.
-func (s *system) load(ctx context.Context, tok string, p probe, c int, d time.Duration) (result, error) {
+// load runs c workers calling w for d and returns their latencies: worker
+// i sends w.probes[i % len(w.probes)]. Any answer that is not 200 with
+// exactly the probe's sightings is an error.
+func (s *system) load(ctx context.Context, tok string, w workload, c int, d time.Duration) (result, error) {
 	var (
 		mu  sync.Mutex
 		res result
@@ -127,7 +155,8 @@ func (s *system) load(ctx context.Context, tok string, p probe, c int, d time.Du
 	)
 	began, cpu := time.Now(), processCPU()
 	stop := began.Add(d)
-	for range c {
+	for i := range c {
+		p := w.probes[i%len(w.probes)]
 		wg.Go(func() {
 			var mine []time.Duration
 			var errs int
@@ -158,7 +187,7 @@ func (s *system) load(ctx context.Context, tok string, p probe, c int, d time.Du
 	res.elapsed, res.cpu = time.Since(began), processCPU()-cpu
 	slices.Sort(res.durations)
 	if len(res.durations) == 0 {
-		return res, fmt.Errorf("%s at concurrency %d: no successful call: %v", p.name, c, res.firstErr)
+		return res, fmt.Errorf("%s at concurrency %d: no successful call: %v", w.name, c, res.firstErr)
 	}
 	return res, nil
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/console/module"
@@ -125,6 +126,7 @@ type Console struct {
 	checked    checkCache
 	seal       *sealer
 	orgClients orgClients
+	calls      singleflight.Group // identical module calls in flight (coalesce.go)
 
 	mu      sync.Mutex
 	modules map[string]builtModule // by instance id

@@ -427,7 +427,8 @@ func (c *Console) runEnrich(ctx context.Context, orgID, op string, obs []ctim.Ob
 	if err != nil {
 		return Envelope{}, err
 	}
-	outs := c.fanOut(ctx, ts, func(ctx context.Context, m module.Module) outcome {
+	// Identical calls in flight share one module call (coalesce.go).
+	outs := c.fanOut(ctx, c.shared(orgID, ts), func(ctx context.Context, m module.Module) outcome {
 		var o outcome
 		switch op {
 		case opObserve:
