@@ -213,6 +213,11 @@ func (s *system) enrich(ctx context.Context, tok string, p probe) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", resp.Status, truncate(b))
 	}
+	// Decoding a 90 KB answer took the client half of the machine at c=50;
+	// an answer byte for byte the same as one already checked is right too.
+	if last, ok := s.checked.Load(p.body); ok && bytes.Equal(last.([]byte), b) {
+		return nil
+	}
 	var env struct {
 		Data []struct {
 			Module string `json:"module"`
@@ -227,6 +232,7 @@ func (s *system) enrich(ctx context.Context, tok string, p probe) error {
 	}
 	for _, d := range env.Data {
 		if d.Module == moduleName && len(env.Errors) == 0 && d.Data["sightings"].Count == p.want {
+			s.checked.Store(p.body, b)
 			return nil
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,6 +45,9 @@ type system struct {
 	// hc is the benchmark's own client: enough idle connections for every
 	// concurrent investigation, so that the client does not dial per request.
 	hc *http.Client
+	// checked holds, by probe body, the last answer enrich decoded and
+	// found right ([]byte).
+	checked sync.Map
 }
 
 // start opens the AMERICAS and EUROPE exchanges, the gateway and the console
