@@ -101,19 +101,22 @@ DROP INDEX recipients_status;
 `
 
 // Derived tags, beside tracking.Message.Tags in flags (whose namespaces
-// differ). statusTagEnd is statusTagPrefix with its last byte incremented:
-// the status tags sort from the one to the other. The insert statements
-// write the tags of MID ?1 from its message and recipient rows (OR IGNORE
-// drops the repeated ones, cheaper than a UNION's temporary table).
+// differ). The statements write the tags of MID ?1 from its message and
+// recipient rows (OR IGNORE drops the repeated ones, cheaper than a UNION's
+// temporary table), or delete those its rows give now: by whole key, so
+// that they need no index on MID (BulkLoad drops flags_mid).
 const (
 	statusTagPrefix = "status:"
-	statusTagEnd    = "status;"
 	domainTagPrefix = "domain:"
 
+	statusesOfMID       = `SELECT status FROM messages WHERE mid = ?1 UNION ALL SELECT status FROM recipients WHERE mid = ?1`
 	insertStatusTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
 		SELECT '` + statusTagPrefix + `' || s.status, m.injected_at, m.mid
-		FROM messages m, (SELECT status FROM messages WHERE mid = ?1 UNION ALL SELECT status FROM recipients WHERE mid = ?1) s
+		FROM messages m, (` + statusesOfMID + `) s
 		WHERE m.mid = ?1`
+	deleteStatusTagsSQL = `DELETE FROM flags WHERE mid = ?1
+		AND flag IN (SELECT '` + statusTagPrefix + `' || status FROM (` + statusesOfMID + `))
+		AND injected_at = (SELECT injected_at FROM messages WHERE mid = ?1)`
 	insertDomainTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
 		SELECT '` + domainTagPrefix + `' || d.domain, m.injected_at, m.mid
 		FROM messages m, (SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION ALL SELECT domain FROM recipients WHERE mid = ?1) d
@@ -284,7 +287,7 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		insertEventsSQL + strings.Repeat(`, `+eventValues, eventChunk-1),
 		`INSERT INTO mid_ranges (hour, min_mid, max_mid) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE
 			SET min_mid = min(min_mid, excluded.min_mid), max_mid = max(max_mid, excluded.max_mid)`,
-		`DELETE FROM flags WHERE mid = ? AND flag >= '` + statusTagPrefix + `' AND flag < '` + statusTagEnd + `'`,
+		deleteStatusTagsSQL,
 		insertStatusTagsSQL,
 		insertDomainTagsSQL,
 	})
@@ -526,59 +529,58 @@ func (st *putStmts) insertEvents(ctx context.Context, evs []tracking.Event) erro
 }
 
 // applyStatus carries an event's status to its message and recipients,
-// and their status tags.
+// and their status tags: the tags of the statuses before are deleted, those
+// of the statuses after inserted.
 func (st *putStmts) applyStatus(ctx context.Context, ev tracking.Event) error {
 	if ev.Status == "" || ev.MID == 0 {
 		return nil
 	}
-	changed, err := st.setStatuses(ctx, ev)
-	if err != nil || !changed {
-		return err
-	}
 	if _, err := st.delStatusTags.ExecContext(ctx, ev.MID); err != nil {
 		return err
 	}
-	_, err = st.insStatusTags.ExecContext(ctx, ev.MID)
+	if err := st.setStatuses(ctx, ev); err != nil {
+		return err
+	}
+	_, err := st.insStatusTags.ExecContext(ctx, ev.MID)
 	return err
 }
 
-// setStatuses writes ev's status to the message and recipients it
-// concerns and reports whether it may have changed any.
-func (st *putStmts) setStatuses(ctx context.Context, ev tracking.Event) (bool, error) {
+// setStatuses writes ev's status to the message and recipients it concerns.
+func (st *putStmts) setStatuses(ctx context.Context, ev tracking.Event) error {
 	if ev.Recipient == "" {
 		if _, err := st.setStatus.ExecContext(ctx, ev.Status, ev.MID); err != nil {
-			return false, err
+			return err
 		}
 		_, err := st.setPendingRecipients.ExecContext(ctx, ev.Status, ev.MID)
-		return err == nil, err
+		return err
 	}
 	addr := tracking.Fold(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(ev.Recipient), "<"), ">"))
 	res, err := st.setRecipient.ExecContext(ctx, ev.Status, ev.Reply, ev.MID, addr)
 	if err != nil {
-		return false, err
+		return err
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
+		return nil
 	}
 	rows, err := st.rcptStatus.QueryContext(ctx, ev.MID)
 	if err != nil {
-		return false, err
+		return err
 	}
 	var all []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			rows.Close()
-			return false, err
+			return err
 		}
 		all = append(all, s)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, err
+		return err
 	}
 	_, err = st.setStatus.ExecContext(ctx, tracking.DeriveStatus(all), ev.MID)
-	return err == nil, err
+	return err
 }
 
 func joinLines(ss []string) string { return strings.Join(ss, "\n") }

@@ -171,3 +171,31 @@ func TestDerivedTags(t *testing.T) {
 	}
 	checkTags("migration 8")
 }
+
+// TestStatusTagsDeletedByKey checks that Apply deletes a message's status
+// tags by their whole key: BulkLoad drops flags_mid, and a delete by MID
+// would then read every status tag of the store for each status event.
+func TestStatusTagsDeletedByKey(t *testing.T) {
+	s := openSearchStore(t)
+	ctx := context.Background()
+	if _, err := s.db.W.ExecContext(ctx, `DROP INDEX flags_mid`); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.db.W.QueryContext(ctx, `EXPLAIN QUERY PLAN `+deleteStatusTagsSQL, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if len(plan) == 0 || plan[0] != "SEARCH flags USING PRIMARY KEY (flag=? AND injected_at=? AND mid=?)" {
+		t.Errorf("plan of deleteStatusTagsSQL without flags_mid:\n%s\nwant a search of flags by its whole key first", strings.Join(plan, "\n"))
+	}
+}
