@@ -71,13 +71,19 @@ func (c *commonFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, usageError(fmt.Sprintf("--log-level %q: want debug, info, warn or error", c.logLevel))
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var l *slog.Logger
 	switch c.logFormat {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		l = slog.New(slog.NewTextHandler(w, opts))
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		l = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, usageError(fmt.Sprintf("--log-format %q: want text or json", c.logFormat))
 	}
-	return nil, usageError(fmt.Sprintf("--log-format %q: want text or json", c.logFormat))
+	// Also the process's default, for what logs without a logger of its
+	// own (a database's slow migration step).
+	slog.SetDefault(l)
+	return l, nil
 }
 
 // adminPassword returns the password every role gives the admin user on its

@@ -9,8 +9,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
+	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
 )
@@ -38,6 +40,8 @@ type Options struct {
 	// WriterCacheKiB and ReaderCacheKiB size the page cache of the writer
 	// and of each reader connection; zero means SQLite's default (2 MiB).
 	WriterCacheKiB, ReaderCacheKiB int
+	// Logger reports each migration step that runs; nil means slog.Default.
+	Logger *slog.Logger
 }
 
 // Open opens (creating it if needed) the database at path and applies the
@@ -63,7 +67,11 @@ func Open(ctx context.Context, path string, o Options, migrations []Migration) (
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxLifetime(0)
 	db := &DB{Path: path, W: w}
-	if err := db.migrate(ctx, migrations); err != nil {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if err := db.migrate(ctx, migrations, logger); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -94,19 +102,19 @@ func (db *DB) Close() error {
 	return err
 }
 
-func (db *DB) migrate(ctx context.Context, migrations []Migration) error {
+func (db *DB) migrate(ctx context.Context, migrations []Migration, logger *slog.Logger) error {
 	if _, err := db.W.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("migrate %s: %w", db.Path, err)
 	}
 	for _, m := range migrations {
-		if err := db.apply(ctx, m); err != nil {
+		if err := db.apply(ctx, m, logger); err != nil {
 			return fmt.Errorf("migrate %s to version %d: %w", db.Path, m.Version, err)
 		}
 	}
 	return nil
 }
 
-func (db *DB) apply(ctx context.Context, m Migration) error {
+func (db *DB) apply(ctx context.Context, m Migration, logger *slog.Logger) error {
 	tx, err := db.W.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -119,7 +127,19 @@ func (db *DB) apply(ctx context.Context, m Migration) error {
 	if n > 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+	// Some steps read a whole store (minutes for millions of messages): a
+	// step still running after slowMigration is logged, so that a slow start
+	// is not taken for a hung one.
+	start := time.Now()
+	slow := time.AfterFunc(slowMigration, func() {
+		logger.Info("migrating database; this step reads the whole database and may take minutes",
+			"path", db.Path, "version", m.Version)
+	})
+	_, err = tx.ExecContext(ctx, m.SQL)
+	if !slow.Stop() && err == nil {
+		logger.Info("migrated database", "path", db.Path, "version", m.Version, "took", time.Since(start).Round(time.Millisecond))
+	}
+	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, m.Version); err != nil {
@@ -127,3 +147,6 @@ func (db *DB) apply(ctx context.Context, m Migration) error {
 	}
 	return tx.Commit()
 }
+
+// slowMigration is how long a migration step runs before it is logged.
+var slowMigration = 2 * time.Second
