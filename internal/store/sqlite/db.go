@@ -40,7 +40,8 @@ type Options struct {
 	// WriterCacheKiB and ReaderCacheKiB size the page cache of the writer
 	// and of each reader connection; zero means SQLite's default (2 MiB).
 	WriterCacheKiB, ReaderCacheKiB int
-	// Logger reports each migration step that runs; nil means slog.Default.
+	// Logger reports the migration steps that run long (slowMigration);
+	// nil means slog.Default.
 	Logger *slog.Logger
 }
 

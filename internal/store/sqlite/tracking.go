@@ -117,9 +117,10 @@ const (
 	deleteStatusTagsSQL = `DELETE FROM flags WHERE mid = ?1
 		AND flag IN (SELECT '` + statusTagPrefix + `' || status FROM (` + statusesOfMID + `))
 		AND injected_at = (SELECT injected_at FROM messages WHERE mid = ?1)`
+	domainsOfMID        = `SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION ALL SELECT domain FROM recipients WHERE mid = ?1`
 	insertDomainTagsSQL = `INSERT OR IGNORE INTO flags (flag, injected_at, mid)
 		SELECT '` + domainTagPrefix + `' || d.domain, m.injected_at, m.mid
-		FROM messages m, (SELECT sender_domain_lc AS domain FROM messages WHERE mid = ?1 UNION ALL SELECT domain FROM recipients WHERE mid = ?1) d
+		FROM messages m, (` + domainsOfMID + `) d
 		WHERE m.mid = ?1`
 )
 
@@ -599,23 +600,16 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
 	defer tx.Rollback()
-	var w where
-	if substringLookup(q) && (!q.Start.IsZero() || !q.End.IsZero()) {
-		if w.ftsMIDs, err = midRange(ctx, tx, q.Start, q.End); err != nil {
-			return tracking.Page{}, wrapDB("search tracking", err)
-		}
+	p, ok, err := planSearch(ctx, tx, q)
+	if err != nil {
+		return tracking.Page{}, wrapDB("search tracking", err)
 	}
-	if !w.build(q) {
+	if !ok {
 		return tracking.Page{Messages: []*tracking.Message{}}, nil
 	}
-
 	limit := s.CountLimit
 	if limit <= 0 {
 		limit = DefaultCountLimit
-	}
-	p := w.plan()
-	if tags, ok := soleTags(q); ok {
-		p = tagPlan(tags, q.Start, q.End)
 	}
 	var page tracking.Page
 	countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
@@ -646,6 +640,25 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 type searchPlan struct {
 	count, page string
 	args        []any
+}
+
+// planSearch chooses how Search reads the matches of q, and reports false
+// when q can match nothing.
+func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan, bool, error) {
+	if tags, ok := soleTags(q); ok {
+		return tagPlan(tags, q.Start, q.End), true, nil
+	}
+	var w where
+	if substringLookup(q) && (!q.Start.IsZero() || !q.End.IsZero()) {
+		var err error
+		if w.ftsMIDs, err = midRange(ctx, tx, q.Start, q.End); err != nil {
+			return searchPlan{}, false, err
+		}
+	}
+	if !w.build(q) {
+		return searchPlan{}, false, nil
+	}
+	return w.plan(), true, nil
 }
 
 // plan reads the messages w selects.
@@ -1016,15 +1029,10 @@ func (w *where) build(q tracking.Query) bool {
 			w.tags([]string{t}, q.Start, q.End)
 		}
 		if len(c.Statuses) > 0 {
-			tags := statusTags(c.Statuses)
-			args := make([]any, len(tags))
-			for i, t := range tags {
-				args[i] = t
-			}
 			// Row by row rather than as a set: a common status would make
 			// a set of most of the store, whatever the window.
-			w.add("EXISTS (SELECT 1 FROM flags f WHERE f.flag IN "+placeholders(len(tags))+
-				" AND f.injected_at = m.injected_at AND f.mid = m.mid)", args...)
+			w.in("EXISTS (SELECT 1 FROM flags f WHERE f.flag IN ", statusTags(c.Statuses),
+				" AND f.injected_at = m.injected_at AND f.mid = m.mid)")
 		}
 		if c.Direction != "" {
 			w.add("m.direction = ?", c.Direction)
