@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh measures SMTP ingest (search-and-bench.md Part B) side by side, in
 # one run: smtp-sink alone (the generator's ceiling), the Sightline gateway
-# with its whole pipeline, Postfix relaying to smtp-sink, and Mailpit. For
+# with its whole pipeline relaying to smtp-sink, Postfix relaying to
+# smtp-sink, and Mailpit. For
 # each -s it starts every server afresh, then runs one warm-up and RUNS timed
 # rounds, the targets interleaved within each round, and prints the medians.
 #
@@ -11,14 +12,17 @@
 # Environment (defaults): M=20000 messages per run, L=4096 payload bytes,
 # SESSIONS="1 20 100", RUNS=3, TARGETS="sink sightline postfix mailpit",
 # AV=0 (1: anti-virus on, through a private clamd from
-# scripts/clamd-test.sh), PORT=22500 (first of the loopback ports used),
+# scripts/clamd-test.sh), DELIVERY=relay (Sightline relays every message to
+# an smtp-sink of its own through an SMTP route for ALL, as Postfix relays to
+# its smtp-sink; local: to its built-in local mailbox instead), PORT=22500 (first of the loopback ports used),
 # OUT=a new directory under /var/tmp (raw results, logs and server state),
 # MAILPIT=path of a mailpit binary (default: go install
 # github.com/axllent/mailpit@latest into OUT/bin), COMMIT=what to record as
 # the commit (default: git rev-parse; set it when running from an export).
 #
-# Every run is verified: Sightline's local mailbox must hold M more
-# messages and the tracking API must count M more delivered messages;
+# Every run is verified: Sightline's smtp-sink must count M more messages
+# received (DELIVERY=local: its local mailbox must hold M more) and the
+# tracking API must count M more delivered messages;
 # Postfix must log M more "status=sent"; Mailpit's API must count M more.
 # Needs root (Postfix's master and smtp-sink -u nobody), postfix, curl, jq.
 set -euo pipefail
@@ -29,6 +33,8 @@ SESSIONS=${SESSIONS:-1 20 100}
 RUNS=${RUNS:-3}
 TARGETS=${TARGETS:-sink sightline postfix mailpit}
 AV=${AV:-0}
+DELIVERY=${DELIVERY:-relay}
+[[ $DELIVERY == relay || $DELIVERY == local ]] || { echo "run.sh: DELIVERY=$DELIVERY: want relay or local" >&2; exit 1; }
 PORT=${PORT:-22500}
 OUT=${OUT:-$(mktemp -d /var/tmp/sightline-smtp-bench.XXXXXX)}
 chmod 755 "$OUT" # Postfix's daemons run as postfix and must reach their data directory
@@ -42,6 +48,7 @@ PF_SINK_PORT=$((PORT + 4))       # the smtp-sink Postfix relays to
 MP_PORT=$((PORT + 5))            # Mailpit SMTP
 MP_HTTP=$((PORT + 6))            # Mailpit API
 DNS_PORT=$((PORT + 7))           # bench/smtp/dnsd
+SL_SINK_PORT=$((PORT + 8))       # the smtp-sink Sightline relays to (DELIVERY=relay)
 HZ=$(getconf CLK_TCK)
 
 log() { echo "run.sh: $*" >&2; }
@@ -140,7 +147,24 @@ start_sightline() { # dir
 	PID[sightline]=$!
 	PIDS+=($!)
 	wait_port "$SL_PORT"
+	wait_port "$SL_HTTP"
+	[[ $DELIVERY == relay ]] && sightline_relay "$1"
 	SL_SINCE=$(date -u +%Y-%m-%dT%H:%M)
+}
+
+# sightline_relay dir: start Sightline's smtp-sink (-c: it prints its
+# running counts, read by sightline_relayed) and route all mail to it, by
+# the gateway's configuration API as an administrator would.
+sightline_relay() {
+	local api=http://127.0.0.1:$SL_HTTP/api/v1/config auth=admin:$SIGHTLINE_ADMIN_PASSWORD
+	smtp-sink -c -u nobody -m 2000 "127.0.0.1:$SL_SINK_PORT" 2048 >"$1.sink.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$SL_SINK_PORT"
+	curl -fsS -u "$auth" "$api" |
+		jq --arg hop "127.0.0.1:$SL_SINK_PORT" '.config | .smtp_routes = [{domain: "ALL", hosts: [$hop], tls: "none"}]' |
+		curl -fsS -u "$auth" -X PUT -H 'Content-Type: application/json' --data-binary @- "$api" >/dev/null
+	curl -fsS -u "$auth" -X POST -H 'Content-Type: application/json' -d '{"comment": "bench: relay to smtp-sink"}' \
+		"$api/commit" >/dev/null
 }
 
 start_postfix() { # dir
@@ -203,6 +227,10 @@ stop() { # target
 
 sightline_mailbox() { find "$SL_DIR/gateway/mailbox" -path '*/new/*' -type f 2>/dev/null | wc -l; }
 
+# sightline_relayed: messages Sightline's smtp-sink has received, from the
+# last "mesg=N" of its counters (written after each session, ended by \r).
+sightline_relayed() { tr '\r' '\n' <"$SL_DIR.sink.log" | awk -F'mesg=' 'NF > 1 { n = $2 + 0 } END { print n + 0 }'; }
+
 sightline_tracked() {
 	"$OUT/bin/sightline" track --gateway "http://127.0.0.1:$SL_HTTP" --since "$SL_SINCE" \
 		--status DELIVERED --limit 1 --json | jq .meta.totalCount
@@ -214,7 +242,9 @@ mailpit_total() { curl -fsS "http://127.0.0.1:$MP_HTTP/api/v1/messages?limit=1" 
 
 count() { # target: messages the target has stored (or relayed) so far
 	case $1 in
-	sightline) echo "$(sightline_mailbox)/$(sightline_tracked)" ;;
+	sightline) # delivered, and in the mailbox (DELIVERY=local)
+		if [[ $DELIVERY == relay ]]; then sightline_tracked; else echo "$(sightline_mailbox)/$(sightline_tracked)"; fi ;;
+	sightline_sink) sightline_relayed ;; # checked once the others have settled (below)
 	postfix) postfix_sent ;;
 	mailpit) mailpit_total ;;
 	sink) echo 0 ;;
@@ -282,9 +312,10 @@ RESULTS=$OUT/results.tsv
 [[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\tsettle_s\taccept_ms_p50_p95_p99\n' >"$RESULTS"
 
 point() { # s round target port
-	local s=$1 round=$2 target=$3 port=$4 pid before t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0 lat="–"
+	local s=$1 round=$2 target=$3 port=$4 pid before relayed t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0 lat="–"
 	pid=${PID[$target]}
 	before=$(count "$target")
+	[[ $target == sightline && $DELIVERY == relay ]] && relayed=$(count sightline_sink)
 	[[ $target == sightline ]] && accept_buckets >"$OUT/buckets.before"
 	c0=$(cpu_ticks "$pid")
 	[[ $target == postfix ]] || w0=$(written "$pid")
@@ -307,6 +338,13 @@ point() { # s round target port
 	# settle_s: from the end of smtp-source until every message is stored
 	# (delivered and tracked) and, for Sightline, indexed for search.
 	settled=$(awk -v a="$t1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+	# The sink counts a message when its session ends: Sightline keeps
+	# delivery connections open for 5 s of idleness, so it is checked after
+	# settle_s, which the tracked deliveries give.
+	if [[ $check == ok && -n $relayed ]]; then
+		check=$(expect sightline_sink "$relayed")
+		[[ $check == ok ]] || check="sink: $check"
+	fi
 	el=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 	printf '%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.1f\t%.1f\t%s\t%s\t%s\n' "$s" "$round" "$target" "$el" \
 		"$(awk -v m="$M" -v e="$el" 'BEGIN { print m / e }')" \
@@ -326,7 +364,7 @@ if [[ $AV == 1 ]]; then
 	CLAMD_DIR=${CLAMD_DIR%/clamd.sock}
 fi
 
-for p in $(seq "$PORT" $((PORT + 7))); do
+for p in $(seq "$PORT" $((PORT + 8))); do
 	port_free "$p" || die "127.0.0.1:$p is taken; set PORT"
 done
 start_dns
@@ -339,7 +377,7 @@ start_dns
 	echo "mailpit: $("$MAILPIT" version 2>/dev/null | head -1)"
 	echo "cpu: $(nproc) x $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 	echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "M=$M L=$L SESSIONS=$SESSIONS RUNS=$RUNS AV=$AV"
+	echo "M=$M L=$L SESSIONS=$SESSIONS RUNS=$RUNS AV=$AV DELIVERY=$DELIVERY"
 } | tee "$OUT/env.txt" >&2
 
 for s in $SESSIONS; do

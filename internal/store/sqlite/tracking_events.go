@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/sightline/sightline/internal/tracking"
@@ -15,23 +16,22 @@ func (s *TrackingStore) LastEvents(ctx context.Context, ms []*tracking.Message) 
 	if len(ms) == 0 {
 		return last, nil
 	}
-	var mids, icids []any
+	var mids, icids []int64
 	for _, m := range ms {
 		mids = append(mids, m.MID)
 		if m.ICID != 0 {
 			icids = append(icids, m.ICID)
 		}
 	}
-	// "mid <> 0" matches the partial index events_mid, which SQLite would
-	// not use otherwise.
-	q := `SELECT mid, icid, seq, time FROM events WHERE seq IN (
-		SELECT max(seq) FROM events WHERE mid IN ` + placeholders(len(mids)) + ` AND mid <> 0 AND summary <> '' GROUP BY mid`
-	args := mids
-	if len(icids) > 0 {
-		q += ` UNION ALL SELECT max(seq) FROM events WHERE mid = 0 AND icid IN ` + placeholders(len(icids)) + ` AND summary <> '' GROUP BY icid`
-		args = append(args, icids...)
+	midList, err := json.Marshal(mids)
+	if err != nil {
+		return nil, err
 	}
-	rows, err := s.reads.QueryContext(ctx, q+`)`, args...)
+	icidList, err := json.Marshal(icids)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.reads.QueryContext(ctx, lastEventsSQL, string(midList), string(icidList))
 	if err != nil {
 		return nil, wrapDB("read last tracking events", err)
 	}
@@ -67,3 +67,17 @@ func (s *TrackingStore) LastEvents(ctx context.Context, ms []*tracking.Message) 
 	}
 	return last, nil
 }
+
+// lastEventsSQL reads the newest event with a summary of each MID of the
+// JSON array ?1, and of each connection of the array ?2 among its events
+// without a MID. Each is read newest first through its index and the read
+// stops at the first event with a summary, usually the very last: one row
+// per message, where max(seq) read every event. "mid <> 0" and "mid = 0"
+// match the partial indexes events_mid and events_connection, which SQLite
+// would not use otherwise. The text is fixed, so it is prepared once.
+const lastEventsSQL = `
+SELECT e.mid, e.icid, e.seq, e.time FROM json_each(?1) AS j JOIN events AS e ON e.seq = (
+	SELECT seq FROM events WHERE mid = j.value AND mid <> 0 AND summary <> '' ORDER BY seq DESC LIMIT 1)
+UNION ALL
+SELECT e.mid, e.icid, e.seq, e.time FROM json_each(?2) AS j JOIN events AS e ON e.seq = (
+	SELECT seq FROM events WHERE mid = 0 AND icid = j.value AND summary <> '' ORDER BY seq DESC LIMIT 1)`
