@@ -158,6 +158,7 @@ start_sightline() { # dir
 sightline_relay() {
 	local api=http://127.0.0.1:$SL_HTTP/api/v1/config auth=admin:$SIGHTLINE_ADMIN_PASSWORD
 	smtp-sink -c -u nobody -m 2000 "127.0.0.1:$SL_SINK_PORT" 2048 >"$1.sink.log" 2>&1 &
+	PID[sightline_sink]=$!
 	PIDS+=($!)
 	wait_port "$SL_SINK_PORT"
 	curl -fsS -u "$auth" "$api" |
@@ -193,6 +194,7 @@ start_postfix() { # dir
 	EOF
 	postfix -c "$d/etc" check >&2
 	smtp-sink -u nobody -m 2000 "127.0.0.1:$PF_SINK_PORT" 2048 >"$d.sink.log" 2>&1 &
+	PID[postfix_sink]=$!
 	PIDS+=($!)
 	wait_port "$PF_SINK_PORT"
 	postfix -c "$d/etc" start >&2
@@ -203,9 +205,10 @@ start_postfix() { # dir
 stop_postfix() { # dir
 	postfix -c "$1/etc" stop >&2 || true
 	for _ in $(seq 100); do
-		kill -0 "${PID[postfix]}" 2>/dev/null || return 0
+		kill -0 "${PID[postfix]}" 2>/dev/null || break
 		sleep 0.1
 	done
+	stop postfix_sink
 }
 
 start_mailpit() { # dir
@@ -218,9 +221,13 @@ start_mailpit() { # dir
 	wait_port "$MP_HTTP"
 }
 
-stop() { # target
+stop() { # target: and its smtp-sink, if it has one of its own
 	kill "${PID[$1]}"
 	wait "${PID[$1]}" 2>/dev/null || true
+	if [[ -n ${PID[${1}_sink]:-} ]]; then
+		stop "${1}_sink"
+		unset "PID[${1}_sink]"
+	fi
 }
 
 # --- stored counts (B.2.5) -----------------------------------------------------
@@ -312,7 +319,7 @@ RESULTS=$OUT/results.tsv
 [[ -f $RESULTS ]] || printf 's\tround\ttarget\telapsed_s\tmsg_per_s\tcpu_pct\tpeak_rss_mib\twritten_kib_per_msg\tcheck\tsettle_s\taccept_ms_p50_p95_p99\n' >"$RESULTS"
 
 point() { # s round target port
-	local s=$1 round=$2 target=$3 port=$4 pid before relayed t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0 lat="–"
+	local s=$1 round=$2 target=$3 port=$4 pid before relayed= t0 t1 c0 c1 w0=0 w1=0 el check settled rc=0 lat="–"
 	pid=${PID[$target]}
 	before=$(count "$target")
 	[[ $target == sightline && $DELIVERY == relay ]] && relayed=$(count sightline_sink)

@@ -127,10 +127,13 @@ func (w *Writer) timedFlush() {
 	}
 }
 
+// lineBreaks makes one event one line: a CR or LF inside it would forge a
+// new entry.
+var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
+
 // line writes one line; the caller holds mu.
 func (w *Writer) line(t time.Time, level tracking.Level, text string) {
-	// One event is one line: a CR or LF inside it would forge a new entry.
-	text = strings.NewReplacer("\r", " ", "\n", " ").Replace(text)
+	text = lineBreaks.Replace(text)
 	n, err := fmt.Fprintf(w.w, "%s %s: %s\n", t.Format("Mon Jan _2 15:04:05 2006"), level, text)
 	w.size += int64(n)
 	if err != nil && w.err == nil {

@@ -608,6 +608,34 @@ func BenchmarkTrackingSearch(b *testing.B) {
 	}
 }
 
+// BenchmarkTrackingLastEvents reads the last listed event of 50 messages
+// spread over a store of 5,000 with 21 events each, as the records
+// endpoint does for a page of the console's investigation, the messages'
+// last event being a log line without a summary.
+func BenchmarkTrackingLastEvents(b *testing.B) {
+	ctx := context.Background()
+	s := MustOpenTracking(b)
+	for i := 0; i < 5000; i += 2500 {
+		ms := benchMessages(i, 2500)
+		evs := benchEvents(ms)
+		for _, m := range ms {
+			evs = append(evs, tracking.Event{Time: m.InjectedAt, ICID: m.ICID, MID: m.MID, Log: fmt.Sprintf("MID %d log only", m.MID)})
+		}
+		mustApply(b, s, tracking.Batch{Messages: ms, Events: evs})
+	}
+	page := make([]*tracking.Message, 50)
+	for i := range page {
+		page[i] = &tracking.Message{MID: int64(i*97 + 1), ICID: int64(i*97/3 + 1)}
+	}
+	b.ResetTimer()
+	for range b.N {
+		last, err := s.LastEvents(ctx, page)
+		if err != nil || len(last) != len(page) {
+			b.Fatalf("LastEvents = %d times, %v; want %d", len(last), err, len(page))
+		}
+	}
+}
+
 // TestTrackingIndexer checks that the background indexer empties the queue
 // once ingest pauses, and that searches answer alike before and after.
 func TestTrackingIndexer(t *testing.T) {
