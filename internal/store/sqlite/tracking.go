@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -53,7 +54,18 @@ var trackingMigrations = []Migration{
 		INSERT INTO urls_fts (urls_fts, rank) VALUES ('hashsize', 67108864);`},
 	{Version: 7, SQL: trackingV7},
 	{Version: 8, SQL: trackingV8},
+	// A subject prefix's messages in a window, day by day (where.days): the
+	// index on (subject_lc, injected_at) holds each subject's messages
+	// together, and a prefix common to many subjects read every entry of
+	// it to count those in the window.
+	{Version: 9, SQL: `CREATE INDEX messages_subject_day ON messages (` + dayExpr + `, subject_lc, injected_at);`},
 }
+
+// dayNanos is a day in the unit of injected_at: a time's day number is
+// injected_at / dayNanos, in SQL (dayExpr) as in Go, both truncating.
+const dayNanos = int64(24 * time.Hour)
+
+var dayExpr = "injected_at / " + strconv.FormatInt(dayNanos, 10)
 
 // trackingV7 adds mid_ranges: the lowest and highest MID saved in each hour
 // of injection time. A time window's messages have MIDs within the range of
@@ -663,9 +675,14 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 
 // plan reads the messages w selects.
 func (w *where) plan() searchPlan {
+	page := `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`
+	if w.keysFirst {
+		page = `SELECT ` + messageColumns + ` FROM messages m WHERE m.mid IN (SELECT mid FROM (SELECT m.injected_at, m.mid FROM messages m` +
+			w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?)) ORDER BY m.injected_at DESC, m.mid DESC`
+	}
 	return searchPlan{
 		count: `SELECT count(*) FROM (SELECT 1 FROM messages m` + w.sql() + ` LIMIT ?)`,
-		page:  `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`,
+		page:  page,
 		args:  w.args,
 	}
 }
@@ -865,6 +882,10 @@ type where struct {
 	clauses []string
 	args    []any
 	ftsMIDs []int64 // lowest and highest MID a trigram lookup need read; nil: all
+	// keysFirst sorts the matches by their keys alone, then reads the
+	// page's rows: for matches read from an index in another order than
+	// time (days).
+	keysFirst bool
 }
 
 // substringLookup reports whether q has a "contains" filter that looks the
@@ -984,6 +1005,9 @@ func (w *where) build(q tracking.Query) bool {
 	}
 	w.text(q.Sender, senderField)
 	w.text(q.Subject, subjectField)
+	if q.Subject.Op == tracking.OpBeginsWith {
+		w.days(q.Start, q.End)
+	}
 	w.text(q.ReplyTo, replyToField)
 	w.text(q.Recipient, recipientField)
 	w.text(q.AttachmentName, attachmentField)
@@ -1050,6 +1074,33 @@ func selective(q tracking.Query) bool {
 		}
 	}
 	return len(q.SenderIPs)+len(q.MessageIDs)+len(q.MIDs)+len(q.SHA256s) > 0
+}
+
+// maxProbeDays bounds the days where.days lists.
+const maxProbeDays = 400
+
+// days adds the condition that the message's day number is one of those of
+// the window [start, end). Every message of the window meets it; it lets
+// SQLite read a subject prefix from messages_subject_day one day at a time,
+// the window's entries only. A window without both bounds, or longer than
+// maxProbeDays, adds nothing.
+func (w *where) days(start, end time.Time) {
+	if start.IsZero() || end.IsZero() || !start.Before(end) {
+		return
+	}
+	day := func(t time.Time) int64 { return t.UnixNano() / dayNanos }
+	first, last := day(start), day(end.Add(-time.Nanosecond))
+	if last-first >= maxProbeDays {
+		return
+	}
+	args := make([]any, 0, last-first+1)
+	for d := first; d <= last; d++ {
+		args = append(args, d)
+	}
+	w.add("m."+dayExpr+" IN "+placeholders(len(args)), args...)
+	// The days' entries come by subject, not by time: sort their keys,
+	// (day, subject, time, MID) holding them, not their rows.
+	w.keysFirst = true
 }
 
 // tags adds the condition that the message has one of tags, looked up

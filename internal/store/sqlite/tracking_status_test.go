@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,91 @@ func TestStatusTagsDeletedByKey(t *testing.T) {
 	}
 	if len(plan) == 0 || plan[0] != "SEARCH flags USING PRIMARY KEY (flag=? AND injected_at=? AND mid=?)" {
 		t.Errorf("plan of deleteStatusTagsSQL without flags_mid:\n%s\nwant a search of flags by its whole key first", strings.Join(plan, "\n"))
+	}
+}
+
+// TestSubjectPrefixByDay checks a subject prefix within windows that start
+// and end on and off day boundaries (the day numbers where.days lists),
+// against the same search without the day condition; and that with a
+// window the prefix is read from messages_subject_day, day by day.
+func TestSubjectPrefixByDay(t *testing.T) {
+	ctx := context.Background()
+	s := openSearchStore(t)
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var ms []*tracking.Message
+	// Four messages around each of five midnights: 1 ns before, at, 1 ns
+	// after, and noon; half of them with the prefix.
+	for d := range 5 {
+		midnight := day.Add(time.Duration(d) * 24 * time.Hour)
+		for i, at := range []time.Time{midnight.Add(-time.Nanosecond), midnight, midnight.Add(time.Nanosecond), midnight.Add(12 * time.Hour)} {
+			subject := "Invoice " + strconv.Itoa(d) + "-" + strconv.Itoa(i)
+			if (d+i)%2 == 1 {
+				subject = "Meeting " + strconv.Itoa(d)
+			}
+			mid := int64(len(ms) + 1)
+			ms = append(ms, &tracking.Message{MID: mid, ICID: mid, InjectedAt: at, Subject: subject, Status: tracking.StatusDelivered})
+		}
+	}
+	if err := s.Apply(ctx, tracking.Batch{Messages: ms}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := tracking.TextFilter{Op: tracking.OpBeginsWith, Values: []string{"INVOICE"}}
+	windows := [][2]time.Time{
+		{day, day.Add(24 * time.Hour)},                                           // one whole day
+		{day.Add(-time.Nanosecond), day.Add(24*time.Hour + time.Nanosecond)},     // a nanosecond beyond each side
+		{day.Add(time.Nanosecond), day.Add(3 * 24 * time.Hour)},                  // from just after a midnight
+		{day.Add(12 * time.Hour), day.Add(12*time.Hour + time.Nanosecond)},       // one instant
+		{day.Add(-24 * time.Hour), day.Add(10 * 24 * time.Hour)},                 // all of them
+		{day.Add(2*24*time.Hour - time.Nanosecond), day.Add(2 * 24 * time.Hour)}, // the last nanosecond of a day
+	}
+	for _, w := range windows {
+		var want []int64
+		for i := len(ms) - 1; i >= 0; i-- {
+			m := ms[i]
+			if !m.InjectedAt.Before(w[0]) && m.InjectedAt.Before(w[1]) && strings.HasPrefix(m.Subject, "Invoice") {
+				want = append(want, m.MID)
+			}
+		}
+		q := tracking.Query{Start: w[0], End: w[1], Subject: prefix, Limit: 100}
+		got, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var have []int64
+		for _, m := range got.Messages {
+			have = append(have, m.MID)
+		}
+		if !slices.Equal(have, want) || got.Total != len(want) {
+			t.Errorf("subject begins with %q in [%s, %s) = %v (total %d), want %v", "INVOICE",
+				w[0].Format(time.RFC3339Nano), w[1].Format(time.RFC3339Nano), have, got.Total, want)
+		}
+	}
+
+	var w where
+	w.build(tracking.Query{Start: day, End: day.Add(3 * 24 * time.Hour), Subject: prefix})
+	if !strings.Contains(w.sql(), "IN (?, ?, ?)") {
+		t.Errorf("a 3-day window lists its days: %s", w.sql())
+	}
+	rows, err := s.db.R.QueryContext(ctx, `EXPLAIN QUERY PLAN `+w.plan().count, append(w.args, 100)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if text := strings.Join(plan, "\n"); !strings.Contains(text, "messages_subject_day") {
+		t.Errorf("a subject prefix in a window is not read day by day:\n%s", text)
+	}
+	var open where
+	open.build(tracking.Query{Subject: prefix})
+	if strings.Contains(open.sql(), dayExpr) {
+		t.Errorf("a search without a window lists days: %s", open.sql())
 	}
 }
