@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -631,12 +632,15 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	if page.Total > limit {
 		page.Total, page.TotalCapped = limit, true
 	}
-	pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
-	rows, err := tx.QueryContext(ctx, p.page, pageArgs...)
-	if err != nil {
-		return tracking.Page{}, wrapDB("search tracking", err)
+	if len(p.days) > 0 {
+		page.Messages, err = pageByDay(ctx, tx, p.days, q.PageLimit(), max(q.Offset, 0))
+	} else {
+		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
+		var rows *sql.Rows
+		if rows, err = tx.QueryContext(ctx, p.page, pageArgs...); err == nil {
+			page.Messages, err = scanMessages(rows)
+		}
 	}
-	page.Messages, err = scanMessages(rows)
 	if err != nil {
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
@@ -652,6 +656,10 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 type searchPlan struct {
 	count, page string
 	args        []any
+	// days, when set, read the page instead of page: one query per day of
+	// the window, newest first, each giving that day's MIDs in order
+	// (args, then a limit).
+	days []searchPlan
 }
 
 // planSearch chooses how Search reads the matches of q, and reports false
@@ -670,19 +678,79 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 	if !w.build(q) {
 		return searchPlan{}, false, nil
 	}
-	return w.plan(), true, nil
+	p := w.plan()
+	if w.byDay {
+		p.days = dayPages(q, w.ftsMIDs)
+	}
+	return p, true, nil
+}
+
+// dayPages are the page queries of q's window cut at each midnight (UTC),
+// newest first. A search whose matches come day by day from an index in
+// subject order sorts one day's matches at a time, and only until its page
+// is full, instead of every match of the window. ftsMIDs is the window's,
+// which holds each day's.
+func dayPages(q tracking.Query, ftsMIDs []int64) []searchPlan {
+	var pages []searchPlan
+	for end := q.End; end.After(q.Start); {
+		day := end.Add(-time.Nanosecond).UnixNano() / dayNanos
+		start := time.Unix(0, day*dayNanos)
+		if start.Before(q.Start) {
+			start = q.Start
+		}
+		dq := q
+		dq.Start, dq.End = start, end
+		w := where{ftsMIDs: ftsMIDs}
+		w.build(dq)
+		pages = append(pages, searchPlan{
+			page: `SELECT m.mid FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
+			args: w.args,
+		})
+		end = start
+	}
+	return pages
+}
+
+// pageByDay reads the page of offset and limit from the day queries of
+// days (dayPages): the MIDs of the newest days until the page is full, then
+// those MIDs' rows.
+func pageByDay(ctx context.Context, tx cachedTx, days []searchPlan, limit, offset int) ([]*tracking.Message, error) {
+	want := offset + limit
+	var mids []int64
+	for _, d := range days {
+		if len(mids) >= want {
+			break
+		}
+		err := eachRow(tx.QueryContext(ctx, d.page, append(d.args[:len(d.args):len(d.args)], want-len(mids))...))(func(rows *sql.Rows) error {
+			var mid int64
+			err := rows.Scan(&mid)
+			mids = append(mids, mid)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if offset >= len(mids) {
+		return []*tracking.Message{}, nil
+	}
+	list, err := json.Marshal(mids[offset:min(len(mids), want)])
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.mid IN (SELECT value FROM json_each(?))
+		ORDER BY m.injected_at DESC, m.mid DESC`, string(list))
+	if err != nil {
+		return nil, err
+	}
+	return scanMessages(rows)
 }
 
 // plan reads the messages w selects.
 func (w *where) plan() searchPlan {
-	page := `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`
-	if w.keysFirst {
-		page = `SELECT ` + messageColumns + ` FROM messages m WHERE m.mid IN (SELECT mid FROM (SELECT m.injected_at, m.mid FROM messages m` +
-			w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?)) ORDER BY m.injected_at DESC, m.mid DESC`
-	}
 	return searchPlan{
 		count: `SELECT count(*) FROM (SELECT 1 FROM messages m` + w.sql() + ` LIMIT ?)`,
-		page:  page,
+		page:  `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`,
 		args:  w.args,
 	}
 }
@@ -882,10 +950,9 @@ type where struct {
 	clauses []string
 	args    []any
 	ftsMIDs []int64 // lowest and highest MID a trigram lookup need read; nil: all
-	// keysFirst sorts the matches by their keys alone, then reads the
-	// page's rows: for matches read from an index in another order than
-	// time (days).
-	keysFirst bool
+	// byDay says that days listed the window's day numbers: the matches
+	// come from an index by day, in another order than time.
+	byDay bool
 }
 
 // substringLookup reports whether q has a "contains" filter that looks the
@@ -1082,10 +1149,11 @@ const maxProbeDays = 400
 // days adds the condition that the message's day number is one of those of
 // the window [start, end). Every message of the window meets it; it lets
 // SQLite read a subject prefix from messages_subject_day one day at a time,
-// the window's entries only. A window without both bounds, or longer than
-// maxProbeDays, adds nothing.
+// the window's entries only. A window without both bounds, starting before
+// 1970, or longer than maxProbeDays, adds nothing.
 func (w *where) days(start, end time.Time) {
-	if start.IsZero() || end.IsZero() || !start.Before(end) {
+	// Before 1970, the division would round towards the next day.
+	if start.IsZero() || end.IsZero() || !start.Before(end) || start.UnixNano() < 0 {
 		return
 	}
 	day := func(t time.Time) int64 { return t.UnixNano() / dayNanos }
@@ -1098,9 +1166,7 @@ func (w *where) days(start, end time.Time) {
 		args = append(args, d)
 	}
 	w.add("m."+dayExpr+" IN "+placeholders(len(args)), args...)
-	// The days' entries come by subject, not by time: sort their keys,
-	// (day, subject, time, MID) holding them, not their rows.
-	w.keysFirst = true
+	w.byDay = true
 }
 
 // tags adds the condition that the message has one of tags, looked up

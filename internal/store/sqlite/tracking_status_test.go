@@ -202,9 +202,9 @@ func TestStatusTagsDeletedByKey(t *testing.T) {
 }
 
 // TestSubjectPrefixByDay checks a subject prefix within windows that start
-// and end on and off day boundaries (the day numbers where.days lists),
-// against the same search without the day condition; and that with a
-// window the prefix is read from messages_subject_day, day by day.
+// and end on and off day boundaries (the day numbers where.days lists, the
+// days dayPages reads a page from), whole and in pages of 2; and that with
+// a window the prefix is read from messages_subject_day, day by day.
 func TestSubjectPrefixByDay(t *testing.T) {
 	ctx := context.Background()
 	s := openSearchStore(t)
@@ -255,6 +255,21 @@ func TestSubjectPrefixByDay(t *testing.T) {
 		if !slices.Equal(have, want) || got.Total != len(want) {
 			t.Errorf("subject begins with %q in [%s, %s) = %v (total %d), want %v", "INVOICE",
 				w[0].Format(time.RFC3339Nano), w[1].Format(time.RFC3339Nano), have, got.Total, want)
+		}
+		// Pages of 2, whose days are read one at a time, newest first.
+		for off := 0; off <= len(want); off++ {
+			q.Limit, q.Offset = 2, off
+			got, err := s.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page []int64
+			for _, m := range got.Messages {
+				page = append(page, m.MID)
+			}
+			if w := want[off:min(off+2, len(want))]; !slices.Equal(page, w) || got.Messages == nil {
+				t.Errorf("page at offset %d of %v = %v, want %v", off, want, page, w)
+			}
 		}
 	}
 
