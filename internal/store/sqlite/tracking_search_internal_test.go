@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +19,30 @@ func openSearchStore(t *testing.T) *TrackingStore {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// queryPlan is the detail column of EXPLAIN QUERY PLAN for query, a line
+// per step.
+func queryPlan(t *testing.T, db *sql.DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatalf("explain %s: %v", query, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notUsed int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 // fillMessages inserts n bare messages with MIDs 1…n straight into the
@@ -109,22 +134,8 @@ func TestSearchMessagesPlans(t *testing.T) {
 			t.Fatalf("ParseSearch(%q): %v", tt.q, err)
 		}
 		w, _ := searchWhere(sq, nil)
-		rows, err := s.db.R.QueryContext(context.Background(), `EXPLAIN QUERY PLAN SELECT mid FROM messages m`+w.sql()+
-			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...)
-		if err != nil {
-			t.Fatalf("explain %q: %v", tt.q, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		text := strings.Join(plan, "\n")
+		text := strings.Join(queryPlan(t, s.db.R, `SELECT mid FROM messages m`+w.sql()+
+			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...), "\n")
 		if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN m\n") || strings.HasSuffix(text, "SCAN m") {
 			t.Errorf("plan of %q does not use %s:\n%s", tt.q, tt.want, text)
 		}

@@ -182,20 +182,7 @@ func TestStatusTagsDeletedByKey(t *testing.T) {
 	if _, err := s.db.W.ExecContext(ctx, `DROP INDEX flags_mid`); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.db.W.QueryContext(ctx, `EXPLAIN QUERY PLAN `+deleteStatusTagsSQL, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notUsed int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notUsed, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
+	plan := queryPlan(t, s.db.W, deleteStatusTagsSQL, 1)
 	if len(plan) == 0 || plan[0] != "SEARCH flags USING PRIMARY KEY (flag=? AND injected_at=? AND mid=?)" {
 		t.Errorf("plan of deleteStatusTagsSQL without flags_mid:\n%s\nwant a search of flags by its whole key first", strings.Join(plan, "\n"))
 	}
@@ -278,21 +265,7 @@ func TestSubjectPrefixByDay(t *testing.T) {
 	if !strings.Contains(w.sql(), "IN (?, ?, ?)") {
 		t.Errorf("a 3-day window lists its days: %s", w.sql())
 	}
-	rows, err := s.db.R.QueryContext(ctx, `EXPLAIN QUERY PLAN `+w.plan().count, append(w.args, 100)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var plan []string
-	for rows.Next() {
-		var id, parent, notused int
-		var detail string
-		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, detail)
-	}
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "messages_subject_day") {
+	if text := strings.Join(queryPlan(t, s.db.R, w.plan().count, append(w.args, 100)...), "\n"); !strings.Contains(text, "messages_subject_day") {
 		t.Errorf("a subject prefix in a window is not read day by day:\n%s", text)
 	}
 	var open where
