@@ -26,7 +26,7 @@ import (
 // a sharer must get exactly the answer it would have got alone.
 //
 // The shared call runs under context.WithoutCancel of the context of the
-// caller that started it, through fanOut: bounded by the instance's timeout
+// caller that started it, through callOne as fanOut runs each call: bounded by the instance's timeout
 // from its start, a late answer dropped, a panic a failure of that call
 // alone, exactly as for an unshared call. Each caller waits under its own
 // context, so a caller that goes away, or whose own deadline passes, gets
@@ -63,30 +63,26 @@ func (c *Console) shared(orgID string, ts []target) []target {
 }
 
 func (m sharedModule) Observe(ctx context.Context, obs []ctim.Observable) (module.Data, []module.Error, error) {
-	o := m.share(ctx, opObserve, obs, func(ctx context.Context, mod module.Module) (o outcome) {
-		o.value, o.errs, o.err = mod.Observe(ctx, obs)
-		return o
-	})
-	data, _ := o.value.(module.Data)
-	return data, o.errs, o.err
+	return shareAs(ctx, m, opObserve, obs, module.Module.Observe)
 }
 
 func (m sharedModule) Deliberate(ctx context.Context, obs []ctim.Observable) (module.Data, []module.Error, error) {
-	o := m.share(ctx, opDeliberate, obs, func(ctx context.Context, mod module.Module) (o outcome) {
-		o.value, o.errs, o.err = mod.Deliberate(ctx, obs)
-		return o
-	})
-	data, _ := o.value.(module.Data)
-	return data, o.errs, o.err
+	return shareAs(ctx, m, opDeliberate, obs, module.Module.Deliberate)
 }
 
 func (m sharedModule) Refer(ctx context.Context, obs []ctim.Observable) ([]module.Reference, []module.Error, error) {
-	o := m.share(ctx, opRefer, obs, func(ctx context.Context, mod module.Module) (o outcome) {
-		o.value, o.errs, o.err = mod.Refer(ctx, obs)
+	return shareAs(ctx, m, opRefer, obs, module.Module.Refer)
+}
+
+// shareAs is m.share of the module method f, whose answer is a T.
+func shareAs[T any](ctx context.Context, m sharedModule, op string, obs []ctim.Observable,
+	f func(module.Module, context.Context, []ctim.Observable) (T, []module.Error, error)) (T, []module.Error, error) {
+	o := m.share(ctx, op, obs, func(ctx context.Context, mod module.Module) (o outcome) {
+		o.value, o.errs, o.err = f(mod, ctx, obs)
 		return o
 	})
-	refs, _ := o.value.([]module.Reference)
-	return refs, o.errs, o.err
+	v, _ := o.value.(T)
+	return v, o.errs, o.err
 }
 
 // shareHook, when set (by tests), is called with the instance id and the
@@ -100,7 +96,7 @@ func (m sharedModule) share(ctx context.Context, op string, obs []ctim.Observabl
 	call func(context.Context, module.Module) outcome) outcome {
 	detached := context.WithoutCancel(ctx)
 	ch := m.c.calls.DoChan(m.key(op, obs), func() (any, error) {
-		return m.c.fanOut(detached, []target{m.t}, call)[0], nil
+		return m.c.callOne(detached, m.t, call), nil
 	})
 	if h := shareHook.Load(); h != nil {
 		(*h)(m.t.InstanceID, op)

@@ -287,42 +287,43 @@ func (c *Console) fanOut(ctx context.Context, ts []target, call func(context.Con
 	out := make([]outcome, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
-		if t.buildErr != nil {
-			out[i] = outcome{err: t.buildErr}
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, t.timeout)
-			defer cancel()
-			done := make(chan outcome, 1)
-			go func() {
-				defer func() {
-					if p := recover(); p != nil {
-						c.log.Error("module panicked", "module_instance_id", t.InstanceID, "panic", fmt.Sprint(p))
-						done <- outcome{err: sightline.Errorf(sightline.Internal, "module failed unexpectedly")}
-					}
-				}()
-				done <- call(cctx, t.mod)
-			}()
-			select {
-			case o := <-done:
-				if o.err != nil && cctx.Err() != nil {
-					o.err = errTimeout(t.timeout)
-				}
-				out[i] = o
-			case <-cctx.Done():
-				if ctx.Err() != nil {
-					out[i] = outcome{err: sightline.Wrap(sightline.Unavailable, ctx.Err(), "the request was cancelled")}
-				} else {
-					out[i] = outcome{err: errTimeout(t.timeout)}
-				}
-			}
-		}()
+		wg.Go(func() { out[i] = c.callOne(ctx, t, call) })
 	}
 	wg.Wait()
 	return out
+}
+
+// callOne calls t's module within t's timeout: a late answer is dropped, a
+// panic is a failure of this call alone, and a target whose module could
+// not be built fails at once.
+func (c *Console) callOne(ctx context.Context, t target, call func(context.Context, module.Module) outcome) outcome {
+	if t.buildErr != nil {
+		return outcome{err: t.buildErr}
+	}
+	cctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	done := make(chan outcome, 1)
+	go func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.Error("module panicked", "module_instance_id", t.InstanceID, "panic", fmt.Sprint(p))
+				done <- outcome{err: sightline.Errorf(sightline.Internal, "module failed unexpectedly")}
+			}
+		}()
+		done <- call(cctx, t.mod)
+	}()
+	select {
+	case o := <-done:
+		if o.err != nil && cctx.Err() != nil {
+			o.err = errTimeout(t.timeout)
+		}
+		return o
+	case <-cctx.Done():
+		if ctx.Err() != nil {
+			return outcome{err: sightline.Wrap(sightline.Unavailable, ctx.Err(), "the request was cancelled")}
+		}
+		return outcome{err: errTimeout(t.timeout)}
+	}
 }
 
 // timeoutError marks a module call that ran out of time.

@@ -632,8 +632,8 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	if page.Total > limit {
 		page.Total, page.TotalCapped = limit, true
 	}
-	if len(p.days) > 0 {
-		page.Messages, err = pageByDay(ctx, tx, p.days, q.PageLimit(), max(q.Offset, 0))
+	if p.byDay != nil {
+		page.Messages, err = pageByDay(ctx, tx, *p.byDay, p.ftsMIDs, q.PageLimit(), max(q.Offset, 0))
 	} else {
 		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
 		var rows *sql.Rows
@@ -656,10 +656,10 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 type searchPlan struct {
 	count, page string
 	args        []any
-	// days, when set, read the page instead of page: one query per day of
-	// the window, newest first, each giving that day's MIDs in order
-	// (args, then a limit).
-	days []searchPlan
+	// byDay, when set, reads the page instead of page, one day of its
+	// window at a time (pageByDay); ftsMIDs is its window's.
+	byDay   *tracking.Query
+	ftsMIDs []int64
 }
 
 // planSearch chooses how Search reads the matches of q, and reports false
@@ -680,21 +680,22 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 	}
 	p := w.plan()
 	if w.byDay {
-		p.days = dayPages(q, w.ftsMIDs)
+		p.byDay, p.ftsMIDs = &q, w.ftsMIDs
 	}
 	return p, true, nil
 }
 
-// dayPages are the page queries of q's window cut at each midnight (UTC),
-// newest first. A search whose matches come day by day from an index in
-// subject order sorts one day's matches at a time, and only until its page
-// is full, instead of every match of the window. ftsMIDs is the window's,
-// which holds each day's.
-func dayPages(q tracking.Query, ftsMIDs []int64) []searchPlan {
-	var pages []searchPlan
-	for end := q.End; end.After(q.Start); {
-		day := end.Add(-time.Nanosecond).UnixNano() / dayNanos
-		start := time.Unix(0, day*dayNanos)
+// pageByDay reads the page of offset and limit of q's matches from its
+// window cut at each midnight (UTC), newest day first: a search whose
+// matches come day by day from an index in subject order sorts one day's
+// matches at a time, and only until its page is full, instead of every
+// match of the window; then it reads the page's rows. ftsMIDs is the
+// window's, which holds each day's.
+func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, ftsMIDs []int64, limit, offset int) ([]*tracking.Message, error) {
+	want := offset + limit
+	var mids []int64
+	for end := q.End; end.After(q.Start) && len(mids) < want; {
+		start := time.Unix(0, end.Add(-time.Nanosecond).UnixNano()/dayNanos*dayNanos)
 		if start.Before(q.Start) {
 			start = q.Start
 		}
@@ -702,26 +703,8 @@ func dayPages(q tracking.Query, ftsMIDs []int64) []searchPlan {
 		dq.Start, dq.End = start, end
 		w := where{ftsMIDs: ftsMIDs}
 		w.build(dq)
-		pages = append(pages, searchPlan{
-			page: `SELECT m.mid FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
-			args: w.args,
-		})
-		end = start
-	}
-	return pages
-}
-
-// pageByDay reads the page of offset and limit from the day queries of
-// days (dayPages): the MIDs of the newest days until the page is full, then
-// those MIDs' rows.
-func pageByDay(ctx context.Context, tx cachedTx, days []searchPlan, limit, offset int) ([]*tracking.Message, error) {
-	want := offset + limit
-	var mids []int64
-	for _, d := range days {
-		if len(mids) >= want {
-			break
-		}
-		err := eachRow(tx.QueryContext(ctx, d.page, append(d.args[:len(d.args):len(d.args)], want-len(mids))...))(func(rows *sql.Rows) error {
+		err := eachRow(tx.QueryContext(ctx, `SELECT m.mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
+			append(w.args, want-len(mids))...))(func(rows *sql.Rows) error {
 			var mid int64
 			err := rows.Scan(&mid)
 			mids = append(mids, mid)
@@ -730,6 +713,7 @@ func pageByDay(ctx context.Context, tx cachedTx, days []searchPlan, limit, offse
 		if err != nil {
 			return nil, err
 		}
+		end = start
 	}
 	if offset >= len(mids) {
 		return []*tracking.Message{}, nil
@@ -1148,7 +1132,8 @@ const maxProbeDays = 400
 
 // days adds the condition that the message's day number is one of those of
 // the window [start, end). Every message of the window meets it; it lets
-// SQLite read a subject prefix from messages_subject_day one day at a time,
+// SQLite read a subject prefix from messages_subject_day one day at a time
+// (and Search its page: pageByDay),
 // the window's entries only. A window without both bounds, starting before
 // 1970, or longer than maxProbeDays, adds nothing.
 func (w *where) days(start, end time.Time) {

@@ -190,7 +190,7 @@ func TestStatusTagsDeletedByKey(t *testing.T) {
 
 // TestSubjectPrefixByDay checks a subject prefix within windows that start
 // and end on and off day boundaries (the day numbers where.days lists, the
-// days dayPages reads a page from), whole and in pages of 2; and that with
+// days pageByDay reads a page from), whole and in pages of 2; and that with
 // a window the prefix is read from messages_subject_day, day by day.
 func TestSubjectPrefixByDay(t *testing.T) {
 	ctx := context.Background()
@@ -214,6 +214,18 @@ func TestSubjectPrefixByDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := tracking.TextFilter{Op: tracking.OpBeginsWith, Values: []string{"INVOICE"}}
+	search := func(q tracking.Query) ([]int64, tracking.Page) {
+		t.Helper()
+		got, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var found []int64
+		for _, m := range got.Messages {
+			found = append(found, m.MID)
+		}
+		return found, got
+	}
 	windows := [][2]time.Time{
 		{day, day.Add(24 * time.Hour)},                                           // one whole day
 		{day.Add(-time.Nanosecond), day.Add(24*time.Hour + time.Nanosecond)},     // a nanosecond beyond each side
@@ -231,14 +243,7 @@ func TestSubjectPrefixByDay(t *testing.T) {
 			}
 		}
 		q := tracking.Query{Start: w[0], End: w[1], Subject: prefix, Limit: 100}
-		got, err := s.Search(ctx, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var have []int64
-		for _, m := range got.Messages {
-			have = append(have, m.MID)
-		}
+		have, got := search(q)
 		if !slices.Equal(have, want) || got.Total != len(want) {
 			t.Errorf("subject begins with %q in [%s, %s) = %v (total %d), want %v", "INVOICE",
 				w[0].Format(time.RFC3339Nano), w[1].Format(time.RFC3339Nano), have, got.Total, want)
@@ -246,14 +251,7 @@ func TestSubjectPrefixByDay(t *testing.T) {
 		// Pages of 2, whose days are read one at a time, newest first.
 		for off := 0; off <= len(want); off++ {
 			q.Limit, q.Offset = 2, off
-			got, err := s.Search(ctx, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var page []int64
-			for _, m := range got.Messages {
-				page = append(page, m.MID)
-			}
+			page, got := search(q)
 			if w := want[off:min(off+2, len(want))]; !slices.Equal(page, w) || got.Messages == nil {
 				t.Errorf("page at offset %d of %v = %v, want %v", off, want, page, w)
 			}
