@@ -188,7 +188,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Resolver:  resolver,
 		Logger:    logger.With("component", "smtpd"),
 	}
-	g.metrics = newMetrics(g.smtp, g.queue, g.tracks)
+	g.metrics = newMetrics(g.smtp, g.queue, g.spool, g.tracks)
 	g.smtp.Queue = timedQueue{g.queue, g.metrics}
 
 	g.cloud = &connector.Connector{

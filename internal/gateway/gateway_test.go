@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -409,6 +410,12 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{"sightline_smtp_accept_seconds_count 1", "sightline_smtp_messages_accepted_total 1", `sightline_queue_messages{state="depth"}`, "sightline_tracking_unindexed_messages "} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, b)
+		}
+	}
+	// The accepted message was spooled durably before its 250.
+	for _, want := range []string{`(?m)^sightline_spool_commits_total [1-9]`, `(?m)^sightline_spool_operations_total [1-9]`} {
+		if !regexp.MustCompile(want).Match(b) {
+			t.Errorf("/metrics lacks a match for %s:\n%s", want, b)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/sightline/sightline/internal/gateway/mailflow"
 	"github.com/sightline/sightline/internal/gateway/queue"
 	"github.com/sightline/sightline/internal/gateway/smtpd"
+	"github.com/sightline/sightline/internal/store/sqlite"
 )
 
 // metrics are the gateway's Prometheus metrics, served at /metrics.
@@ -23,7 +24,12 @@ type unindexedCounter interface {
 	Unindexed(ctx context.Context) (int, error)
 }
 
-func newMetrics(smtp *smtpd.Server, q *queue.Queue, tracks unindexedCounter) *metrics {
+// spoolStater reports the spool's group commits (sqlite.Spool).
+type spoolStater interface {
+	Stats() sqlite.SpoolStats
+}
+
+func newMetrics(smtp *smtpd.Server, q *queue.Queue, spool spoolStater, tracks unindexedCounter) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		accept: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -44,7 +50,15 @@ func newMetrics(smtp *smtpd.Server, q *queue.Queue, tracks unindexedCounter) *me
 		}
 		return float64(n)
 	})
-	m.registry.MustRegister(m.accept, unindexed, smtpCollector{smtp}, queueCollector{q})
+	commits := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sightline_spool_commits_total",
+		Help: "Durable (fsynced) spool transactions; each carries the operations concurrent sessions submitted meanwhile.",
+	}, func() float64 { return float64(spool.Stats().Commits) })
+	ops := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "sightline_spool_operations_total",
+		Help: "Spool operations (accept, screened, delivery update, removal) made durable.",
+	}, func() float64 { return float64(spool.Stats().Operations) })
+	m.registry.MustRegister(m.accept, unindexed, commits, ops, smtpCollector{smtp}, queueCollector{q})
 	return m
 }
 

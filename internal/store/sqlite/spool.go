@@ -26,6 +26,18 @@ var SpoolMigrations = []Migration{{Version: 1, SQL: spoolSchema}}
 // flood of writers still sees commits at a steady pace.
 const spoolMaxBatch = 512
 
+// When the operations waiting for a commit are at least spoolGatherMin,
+// several writers are committing at once, and the committer holds the batch
+// open up to spoolGatherDelay longer for the next ones: on a disk whose fsync
+// is fast, batches stay small otherwise, and a commit's fixed cost (the
+// fsync, WAL frame headers, SQLite's page cache bookkeeping) is most of the
+// spool's CPU. A lone writer, such as one SMTP session at a time, is never
+// held.
+const (
+	spoolGatherMin   = 4
+	spoolGatherDelay = 2 * time.Millisecond
+)
+
 // Spool implements queue.Spool on a durable (synchronous=FULL) SQLite file.
 //
 // All writes go through one committer goroutine: the operations that
@@ -41,6 +53,9 @@ type Spool struct {
 	commits atomic.Int64
 	applied atomic.Int64
 	writes  *stmtCache // the operations' statements, prepared once on the writer
+
+	gatherMin   int           // spoolGatherMin; tests change it
+	gatherDelay time.Duration // spoolGatherDelay; tests change it
 }
 
 type spoolOp struct {
@@ -66,6 +81,9 @@ func OpenSpool(ctx context.Context, path string) (*Spool, error) {
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 		writes:  newStmtCache(db.W),
+
+		gatherMin:   spoolGatherMin,
+		gatherDelay: spoolGatherDelay,
 	}
 	go s.commitLoop()
 	return s, nil
@@ -120,6 +138,8 @@ func (s *Spool) write(ctx context.Context, fn func(ctx context.Context, tx cache
 func (s *Spool) commitLoop() {
 	defer close(s.done)
 	batch := make([]*spoolOp, 0, spoolMaxBatch)
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -128,14 +148,34 @@ func (s *Spool) commitLoop() {
 		case <-s.closing:
 			return
 		}
-	drain:
+		var held <-chan time.Time // nil until the batch is held open
+	gather:
 		for len(batch) < spoolMaxBatch {
+			if held == nil && len(batch) >= s.gatherMin {
+				hold.Reset(s.gatherDelay)
+				held = hold.C
+			}
+			if held == nil { // take what is waiting, without waiting
+				select {
+				case op := <-s.ops:
+					batch = append(batch, op)
+					continue
+				default:
+					break gather
+				}
+			}
 			select {
 			case op := <-s.ops:
 				batch = append(batch, op)
-			default:
-				break drain
+			case <-held:
+				held = nil
+				break gather
+			case <-s.closing:
+				break gather
 			}
+		}
+		if held != nil {
+			hold.Stop()
 		}
 		s.commit(batch)
 	}

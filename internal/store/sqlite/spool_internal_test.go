@@ -1,0 +1,69 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/gateway/mailflow"
+	"github.com/sightline/sightline/internal/gateway/queue"
+)
+
+func openTestSpool(t *testing.T) *Spool {
+	t.Helper()
+	s, err := OpenSpool(context.Background(), filepath.Join(t.TempDir(), "spool.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func addTestMessage(ctx context.Context, s *Spool, mid int64) error {
+	env := &mailflow.Envelope{MID: mid, ICID: 1, ReceivedAt: time.Unix(1700000000, 0).UTC(),
+		MailFrom: "a@sender.test", Recipients: []string{"b@corp.test"}, Size: 5}
+	return s.Add(ctx, env, []byte("hello"), queue.StateNew)
+}
+
+// A writer alone is never held for others, however long the hold: one SMTP
+// session at a time must not wait for company.
+func TestSpoolLoneWriterNotHeld(t *testing.T) {
+	s := openTestSpool(t)
+	s.gatherDelay = time.Hour
+	for mid := range int64(10) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := addTestMessage(ctx, s, mid+1)
+		cancel()
+		if err != nil {
+			t.Fatalf("Add of message %d alone: %v (held for others?)", mid+1, err)
+		}
+	}
+	if st := s.Stats(); st.Commits != 10 {
+		t.Errorf("Stats().Commits = %d after 10 Adds one after another, want 10", st.Commits)
+	}
+}
+
+// A held batch takes the operations that arrive while it is held: twenty
+// Adds submitted a couple of milliseconds apart share one commit.
+func TestSpoolHeldBatchGathers(t *testing.T) {
+	s := openTestSpool(t)
+	s.gatherMin, s.gatherDelay = 1, 2*time.Second
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 20)
+	for i := range errs {
+		wg.Go(func() { errs[i] = addTestMessage(ctx, s, int64(i+1)) })
+		time.Sleep(2 * time.Millisecond)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Add of message %d: %v", i+1, err)
+		}
+	}
+	if st := s.Stats(); st.Commits != 1 || st.Operations != 20 {
+		t.Errorf("Stats() = %+v, want the 20 Adds in 1 commit", st)
+	}
+}
