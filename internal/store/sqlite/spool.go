@@ -33,9 +33,16 @@ const spoolMaxBatch = 512
 // fsync, WAL frame headers, SQLite's page cache bookkeeping) is most of the
 // spool's CPU. A lone writer, such as one SMTP session at a time, is never
 // held.
+//
+// A step of the mail pipeline (screened, delivery update) has no client
+// waiting on a socket: a batch of nothing else is held up to spoolStepDelay
+// for an operation that has (an SMTP acceptance, an administrator's action),
+// and then commits with it. One message at a time thus costs one commit, not
+// three.
 const (
 	spoolGatherMin   = 4
 	spoolGatherDelay = 2 * time.Millisecond
+	spoolStepDelay   = 5 * time.Millisecond
 )
 
 // Spool implements queue.Spool on a durable (synchronous=FULL) SQLite file.
@@ -56,10 +63,12 @@ type Spool struct {
 
 	gatherMin   int           // spoolGatherMin; tests change it
 	gatherDelay time.Duration // spoolGatherDelay; tests change it
+	stepDelay   time.Duration // spoolStepDelay; tests change it
 }
 
 type spoolOp struct {
 	ctx  context.Context // the caller's; checked before the op runs, not passed to SQL
+	step bool            // a pipeline step: it may wait for company (spoolStepDelay)
 	fn   func(ctx context.Context, tx cachedTx) error
 	errc chan error // buffered: the committer never blocks on a caller
 }
@@ -84,6 +93,7 @@ func OpenSpool(ctx context.Context, path string) (*Spool, error) {
 
 		gatherMin:   spoolGatherMin,
 		gatherDelay: spoolGatherDelay,
+		stepDelay:   spoolStepDelay,
 	}
 	go s.commitLoop()
 	return s, nil
@@ -112,7 +122,15 @@ func (s *Spool) Stats() SpoolStats {
 // write submits fn to the committer and waits until it is durable. When ctx
 // ends first, write returns ctx.Err() and fn may still be committed later.
 func (s *Spool) write(ctx context.Context, fn func(ctx context.Context, tx cachedTx) error) error {
-	op := &spoolOp{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	return s.submit(ctx, &spoolOp{ctx: ctx, fn: fn, errc: make(chan error, 1)})
+}
+
+// writeStep is write for a step of the mail pipeline (spoolStepDelay).
+func (s *Spool) writeStep(ctx context.Context, fn func(ctx context.Context, tx cachedTx) error) error {
+	return s.submit(ctx, &spoolOp{ctx: ctx, step: true, fn: fn, errc: make(chan error, 1)})
+}
+
+func (s *Spool) submit(ctx context.Context, op *spoolOp) error {
 	select {
 	case s.ops <- op:
 	case <-s.closing:
@@ -148,17 +166,29 @@ func (s *Spool) commitLoop() {
 		case <-s.closing:
 			return
 		}
-		var held <-chan time.Time // nil until the batch is held open
+		var (
+			held      <-chan time.Time // while the batch is held open
+			gathering bool             // held for the writers behind a busy batch
+			waiting   = !batch[0].step // operations with a client waiting
+		)
 	gather:
 		for len(batch) < spoolMaxBatch {
-			if held == nil && len(batch) >= s.gatherMin {
+			switch {
+			case !gathering && len(batch) >= s.gatherMin:
 				hold.Reset(s.gatherDelay)
+				held, gathering = hold.C, true
+			case held == nil && !waiting:
+				hold.Reset(s.stepDelay)
 				held = hold.C
+			case held != nil && !gathering && waiting:
+				hold.Stop()
+				held = nil
 			}
 			if held == nil { // take what is waiting, without waiting
 				select {
 				case op := <-s.ops:
 					batch = append(batch, op)
+					waiting = waiting || !op.step
 					continue
 				default:
 					break gather
@@ -167,6 +197,7 @@ func (s *Spool) commitLoop() {
 			select {
 			case op := <-s.ops:
 				batch = append(batch, op)
+				waiting = waiting || !op.step
 			case <-held:
 				held = nil
 				break gather
@@ -274,7 +305,7 @@ func (s *Spool) Screened(ctx context.Context, mid int64, d queue.Disposition) er
 	default:
 		return sightline.Errorf(sightline.Invalid, "spool: message %d screened into state %q", mid, d.State)
 	}
-	return s.write(ctx, func(ctx context.Context, tx cachedTx) error {
+	return s.writeStep(ctx, func(ctx context.Context, tx cachedTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE spool_message SET state = ?, quarantine = ?, status = ?, reason = ?, subject = ?, quarantined_at = ?
 			WHERE mid = ? AND state = ?`, d.State, d.Quarantine, d.Status, d.Reason, d.Subject, quarantinedAt, mid, queue.StateNew)
 		if err != nil {
@@ -295,7 +326,7 @@ func (s *Spool) Screened(ctx context.Context, mid int64, d queue.Disposition) er
 // Update implements queue.Spool.
 func (s *Spool) Update(ctx context.Context, mid int64, rcpts []queue.RecipientState) (bool, error) {
 	var done bool
-	err := s.write(ctx, func(ctx context.Context, tx cachedTx) error {
+	err := s.writeStep(ctx, func(ctx context.Context, tx cachedTx) error {
 		done = false
 		for _, r := range rcpts {
 			res, err := tx.ExecContext(ctx, `UPDATE spool_recipient SET state = ?, attempts = ?, next_attempt = ?, last_reply = ?

@@ -67,3 +67,35 @@ func TestSpoolHeldBatchGathers(t *testing.T) {
 		t.Errorf("Stats() = %+v, want the 20 Adds in 1 commit", st)
 	}
 }
+
+// A pipeline step waits for an operation with a client behind it and
+// commits with it; with no company it commits once spoolStepDelay is over.
+func TestSpoolStepWaitsForCompany(t *testing.T) {
+	ctx := context.Background()
+	s := openTestSpool(t)
+	s.stepDelay = time.Hour
+	if err := addTestMessage(ctx, s, 1); err != nil {
+		t.Fatal(err)
+	}
+	screened := make(chan error, 1)
+	go func() { screened <- s.Screened(ctx, 1, queue.Disposition{State: queue.StateQueued}) }()
+	time.Sleep(50 * time.Millisecond) // time enough to commit alone, were it not held
+	if err := addTestMessage(ctx, s, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-screened; err != nil {
+		t.Fatalf("Screened: %v", err)
+	}
+	if st := s.Stats(); st.Commits != 2 || st.Operations != 3 {
+		t.Errorf("Stats() = %+v, want 2 commits: the first Add, then the second with the step", st)
+	}
+
+	s.stepDelay = 10 * time.Millisecond
+	done, err := s.Update(ctx, 1, []queue.RecipientState{{RID: 0, State: queue.RcptDelivered, LastReply: "250 ok"}})
+	if err != nil || !done {
+		t.Fatalf("Update alone = %v, %v; want true, nil", done, err)
+	}
+	if st := s.Stats(); st.Commits != 3 {
+		t.Errorf("Stats().Commits = %d, want 3: the step alone commits after its delay", st.Commits)
+	}
+}
