@@ -99,3 +99,31 @@ func TestSpoolStepWaitsForCompany(t *testing.T) {
 		t.Errorf("Stats().Commits = %d, want 3: the step alone commits after its delay", st.Commits)
 	}
 }
+
+// The writer's connection is renewed (spoolConnLifetime); the operations'
+// prepared statements follow it and nothing written is lost.
+func TestSpoolWriterRenewed(t *testing.T) {
+	ctx := context.Background()
+	s := openTestSpool(t)
+	s.db.W.SetConnMaxLifetime(time.Millisecond)
+	for mid := range int64(5) {
+		if err := addTestMessage(ctx, s, mid+1); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond)
+		if err := s.Screened(ctx, mid+1, queue.Disposition{State: queue.StateQueued}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Millisecond)
+	}
+	if n := s.db.W.Stats().MaxLifetimeClosed; n == 0 {
+		t.Fatalf("writer connection never renewed")
+	}
+	c, err := s.Counts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Queued != 5 {
+		t.Errorf("Counts().Queued = %d, want 5", c.Queued)
+	}
+}
