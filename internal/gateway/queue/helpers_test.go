@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -297,4 +298,118 @@ func testMessage(mid int64) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: <a@sender.test>\r\nTo: <x@corp.test>\r\nSubject: hello %d\r\nMessage-ID: <%d@sender.test>\r\n\r\nbody of message %d\r\n", mid, mid, mid)
 	return b.Bytes()
+}
+
+// rawHop is a hand-written next hop for the pipelining tests. Offering
+// PIPELINING, it answers MAIL, RCPT and DATA only once it has read DATA, so
+// that a client waiting for each reply gets nowhere. Not offering it, it
+// refuses with 503 any command sent before the previous reply. Like Postfix,
+// it refuses a MAIL inside a transaction (which RSET or a delivered message
+// ends), and DATA without a recipient.
+type rawHop struct {
+	addr       string
+	pipelining bool
+	refuse     string // RCPT TO addresses starting with it get 550
+
+	mu   sync.Mutex
+	msgs int
+}
+
+func startRawHop(t *testing.T, pipelining bool) *rawHop {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &rawHop{addr: ln.Addr().String(), pipelining: pipelining}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go h.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return h
+}
+
+func (h *rawHop) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	say := func(s string) { io.WriteString(c, s) }
+	say("220 raw.test\r\n")
+	var held []string // replies held until DATA
+	reply := func(r string) {
+		if h.pipelining {
+			held = append(held, r)
+		} else {
+			say(r)
+		}
+	}
+	inMail, rcpts := false, 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		if !h.pipelining && r.Buffered() > 0 {
+			say("503 5.5.0 command sent before the last reply: PIPELINING is not offered\r\n")
+			return
+		}
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"):
+			if h.pipelining {
+				say("250-raw.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+			} else {
+				say("250-raw.test\r\n250 8BITMIME\r\n")
+			}
+		case strings.HasPrefix(cmd, "MAIL") && inMail:
+			reply("503 5.5.1 nested MAIL command\r\n")
+		case strings.HasPrefix(cmd, "MAIL"):
+			inMail, rcpts = true, 0
+			reply("250 2.1.0 ok\r\n")
+		case strings.HasPrefix(cmd, "RCPT") && h.refuse != "" && strings.HasPrefix(cmd, "RCPT TO:<"+strings.ToUpper(h.refuse)):
+			reply("550 5.1.1 no such user\r\n")
+		case strings.HasPrefix(cmd, "RCPT"):
+			rcpts++
+			reply("250 2.1.5 ok\r\n")
+		case cmd == "RSET":
+			inMail = false
+			reply("250 2.0.0 ok\r\n")
+		case cmd == "DATA" && rcpts == 0:
+			say(strings.Join(held, "") + "554 5.5.1 no valid recipients\r\n")
+			held = nil
+		case cmd == "DATA":
+			say(strings.Join(held, "") + "354 go ahead\r\n")
+			held, inMail = nil, false
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			h.mu.Lock()
+			h.msgs++
+			h.mu.Unlock()
+			say("250 2.0.0 queued as raw\r\n")
+		case cmd == "QUIT":
+			say("221 bye\r\n")
+			return
+		default:
+			say("502 5.5.2 not here\r\n")
+		}
+	}
+}
+
+func (h *rawHop) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.msgs
 }

@@ -474,3 +474,91 @@ func TestEnqueueInvalid(t *testing.T) {
 		})
 	}
 }
+
+// A next hop offering PIPELINING gets MAIL, RCPT and DATA in one write (the
+// hop answers only once it has DATA); one that does not gets them one reply
+// at a time (the hop refuses a command sent early). Both take three
+// messages in a row on one connection.
+func TestPipelining(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		t.Run(fmt.Sprint("pipelining=", pipelining), func(t *testing.T) {
+			h := newHarness(t)
+			h.q.IdleTimeout = 10 * time.Second
+			h.q.CommandTimeout = 3 * time.Second // a lockstep client would wait this long
+			h.q.RetryMin, h.q.RetryMax = time.Hour, time.Hour
+			hop := startRawHop(t, pipelining)
+			h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{hop.addr}, TLS: queue.TLSNone}})
+			h.run(t)
+			for range 3 {
+				mid := h.enqueue(t, "a@sender.test", "x@corp.test", "y@corp.test")
+				list := h.events.waitLog(t, fmt.Sprintf("Message finished MID %d done", mid))
+				for _, ev := range list {
+					if ev.MID == mid && ev.Status != "" && ev.Status != tracking.StatusDelivered && ev.Status != tracking.StatusInProgress {
+						t.Fatalf("MID %d: %s: %s", mid, ev.Status, ev.Summary)
+					}
+				}
+			}
+			if n := hop.count(); n != 3 {
+				t.Errorf("next hop took %d messages, want 3", n)
+			}
+		})
+	}
+}
+
+// A connection the next hop closed while it was idle is replaced at once:
+// the message goes over a new connection, not after a retry.
+func TestIdleConnectionClosedByNextHop(t *testing.T) {
+	h := newHarness(t)
+	h.q.IdleTimeout = 10 * time.Second
+	h.q.RetryMin, h.q.RetryMax = time.Hour, time.Hour
+	sk := startSink(t)
+	sk.srv.ReadTimeout = 200 * time.Millisecond
+	h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{sk.addr}, TLS: queue.TLSNone}})
+	h.run(t)
+	for i := range 2 {
+		mid := h.enqueue(t, "a@sender.test", "x@corp.test")
+		h.events.waitLog(t, fmt.Sprintf("Message finished MID %d done", mid))
+		sk.waitMsgs(t, i+1)
+		time.Sleep(600 * time.Millisecond) // the next hop drops the idle connection
+	}
+	if n := sk.connCount(); n != 2 {
+		t.Errorf("next hop saw %d connections, want 2 (the second after the first was dropped)", n)
+	}
+}
+
+// After a transaction whose every recipient was refused, the next one on
+// the same connection starts with RSET and is delivered. (The first has a
+// null sender, so that no DSN takes another connection.)
+func TestAllRecipientsRefusedThenNext(t *testing.T) {
+	for _, pipelining := range []bool{true, false} {
+		t.Run(fmt.Sprint("pipelining=", pipelining), func(t *testing.T) {
+			h := newHarness(t)
+			h.q.IdleTimeout = 10 * time.Second
+			hop := startRawHop(t, pipelining)
+			hop.refuse = "nobody"
+			h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{hop.addr}, TLS: queue.TLSNone}})
+			h.run(t)
+			refused := h.enqueue(t, "", "nobody@corp.test", "nobody2@corp.test")
+			list := h.events.waitLog(t, fmt.Sprintf("Message finished MID %d done", refused))
+			var hard int
+			for _, ev := range list {
+				if ev.MID == refused && ev.Status == tracking.StatusHardBounced {
+					hard++
+				}
+			}
+			if hard != 2 {
+				t.Errorf("%d Hard Bounced events for MID %d, want 2", hard, refused)
+			}
+			mid := h.enqueue(t, "a@sender.test", "x@corp.test")
+			list = h.events.waitLog(t, fmt.Sprintf("Message finished MID %d done", mid))
+			for _, ev := range list {
+				if ev.MID == mid && ev.Status != "" && ev.Status != tracking.StatusDelivered && ev.Status != tracking.StatusInProgress {
+					t.Fatalf("MID %d: %s: %s", mid, ev.Status, ev.Summary)
+				}
+			}
+			if n := hop.count(); n != 1 {
+				t.Errorf("next hop took %d messages, want 1", n)
+			}
+		})
+	}
+}

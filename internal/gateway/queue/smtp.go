@@ -27,28 +27,63 @@ type smtpConn struct {
 	port    int
 	reused  bool
 	timeout time.Duration
+
+	// pipelining: the next hop offers PIPELINING (RFC 2920); mailParams
+	// follow MAIL FROM (what net/smtp adds). open: a transaction may still
+	// be open on the next hop, so the next one starts with RSET.
+	pipelining bool
+	mailParams string
+	open       bool
 }
 
-// deliverSMTP sends job j over c (after RSET) or a new connection, and
-// returns the connection to keep, nil when it broke.
+// deliverSMTP sends job j over c or a new connection, and returns the
+// connection to keep, nil when it broke. A reused connection that the next
+// hop closed while idle is replaced by a new one.
 func (q *Queue) deliverSMTP(ctx context.Context, d *destination, c *smtpConn, j *job) *smtpConn {
-	if c != nil {
+	if c != nil && !c.pipelining { // a pipelining next hop gets RSET in the pipeline, when needed
 		if err := c.client.Reset(); err != nil {
 			q.closeConn(c)
 			c = nil
-		} else {
-			c.reused = true
 		}
 	}
-	if c == nil {
-		var dcid int64
-		var err *attemptError
-		c, dcid, err = q.connect(ctx, d, j)
-		if err != nil {
-			q.record(ctx, d.r, j, dcid, failAll(j, *err))
+	if c != nil {
+		c.reused = true
+	}
+	for {
+		if c == nil {
+			var dcid int64
+			var err *attemptError
+			c, dcid, err = q.connect(ctx, d, j)
+			if err != nil {
+				q.record(ctx, d.r, j, dcid, failAll(j, *err))
+				return nil
+			}
+		}
+		q.emitOpened(c, j)
+		outs, broken, stale := c.transact(j)
+		if stale {
+			q.closeConn(c)
+			c = nil
+			continue
+		}
+		var delivered []RecipientState
+		for _, o := range outs {
+			if o.err == nil {
+				delivered = append(delivered, o.rc)
+			}
+		}
+		q.emitDelivered(c.dcid, j, delivered, outs)
+		q.record(ctx, d.r, j, c.dcid, outs)
+		if broken {
+			q.closeConn(c)
 			return nil
 		}
+		return c
 	}
+}
+
+// emitOpened records that j goes over c.
+func (q *Queue) emitOpened(c *smtpConn, j *job) {
 	mid := j.env.MID
 	opened := fmt.Sprintf("SMTP delivery connection (DCID %d) opened from interface %s to IP address %s on port %d.", c.dcid, c.local, c.ip, c.port)
 	if c.reused { // the message's own tracking still shows the connection
@@ -58,29 +93,26 @@ func (q *Queue) deliverSMTP(ctx context.Context, d *destination, c *smtpConn, j 
 			Log: fmt.Sprintf("New SMTP DCID %d interface %s address %s port %d", c.dcid, c.local, c.ip, c.port)})
 	}
 	q.emitStart(c.dcid, j)
-	outs, broken := c.transact(j)
-	var delivered []RecipientState
-	for _, o := range outs {
-		if o.err == nil {
-			delivered = append(delivered, o.rc)
-		}
-	}
-	q.emitDelivered(c.dcid, j, delivered, outs)
-	q.record(ctx, d.r, j, c.dcid, outs)
-	if broken {
-		q.closeConn(c)
-		return nil
-	}
-	return c
 }
 
-// transact runs one MAIL/RCPT/DATA transaction for j. broken reports that
-// the connection cannot carry another transaction.
-func (c *smtpConn) transact(j *job) (outs []outcome, broken bool) {
-	outs = make([]outcome, len(j.rcpts))
+// newOutcomes returns one outcome per recipient of j, none decided.
+func newOutcomes(j *job) []outcome {
+	outs := make([]outcome, len(j.rcpts))
 	for i, rc := range j.rcpts {
 		outs[i].rc = rc
 	}
+	return outs
+}
+
+// transact runs one MAIL/RCPT/DATA transaction for j. broken reports that
+// the connection cannot carry another transaction; stale, that it is a
+// reused connection the next hop closed before answering anything, so that
+// the transaction can go over a new one.
+func (c *smtpConn) transact(j *job) (outs []outcome, broken, stale bool) {
+	if c.pipelining {
+		return c.transactPipelined(j)
+	}
+	outs = newOutcomes(j)
 	failRest := func(err error, which []int) {
 		ae, isReply := c.replyError(err)
 		for _, i := range which {
@@ -94,7 +126,7 @@ func (c *smtpConn) transact(j *job) (outs []outcome, broken bool) {
 	}
 	if err := c.client.Mail(j.env.MailFrom); err != nil {
 		failRest(err, all)
-		return outs, broken
+		return outs, broken, false
 	}
 	var accepted []int
 	for i, rc := range j.rcpts {
@@ -103,38 +135,164 @@ func (c *smtpConn) transact(j *job) (outs []outcome, broken bool) {
 			outs[i].err = ae
 			if !isReply {
 				failRest(err, all[i:])
-				return outs, true
+				return outs, true, false
 			}
 			continue
 		}
 		accepted = append(accepted, i)
 	}
 	if len(accepted) == 0 {
-		return outs, false // the next use starts with RSET
+		return outs, false, false // the next use starts with RSET
 	}
-	reply, err := c.data(j.data)
+	if err := c.command("DATA", 354); err != nil {
+		failRest(err, accepted)
+		return outs, broken, false
+	}
+	reply, err := c.body(j.data)
 	if err != nil {
 		failRest(err, accepted)
-		return outs, broken
+		return outs, broken, false
 	}
 	for _, i := range accepted {
 		outs[i].reply = reply
 	}
-	return outs, false
+	return outs, false, false
 }
 
-// data sends DATA and the message, and returns the next hop's reply text.
-func (c *smtpConn) data(msg []byte) (string, error) {
-	id, err := c.client.Text.Cmd("DATA")
+// transactPipelined is transact for a next hop that offers PIPELINING: RSET
+// (when a transaction may be open), MAIL, every RCPT and DATA go in one
+// write, their replies are read in order, and then the message goes. Two
+// round trips per message instead of four or five.
+func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool) {
+	outs = newOutcomes(j)
+	for _, a := range append([]string{j.env.MailFrom}, rcptAddresses(j)...) {
+		if strings.ContainsAny(a, "\r\n") {
+			ae := &attemptError{Code: 501, Text: fmt.Sprintf("5.1.7 address %q holds a line break", a), Permanent: true}
+			for i := range outs {
+				outs[i].err = ae
+			}
+			return outs, false, false
+		}
+	}
+	w := c.client.Text.W
+	rset := c.open
+	if rset {
+		w.WriteString("RSET\r\n")
+	}
+	w.WriteString("MAIL FROM:<" + j.env.MailFrom + ">" + c.mailParams + "\r\n")
+	for _, a := range rcptAddresses(j) {
+		w.WriteString("RCPT TO:<" + a + ">\r\n")
+	}
+	w.WriteString("DATA\r\n")
+	c.open = true
+	read := func(code int) error {
+		_, _, err := c.client.Text.ReadResponse(code)
+		return err
+	}
+	// lost ends the transaction on a connection that broke: every
+	// recipient not yet decided is deferred.
+	lost := func(err error) ([]outcome, bool, bool) {
+		ae, _ := c.replyError(err)
+		for i := range outs {
+			if outs[i].err == nil {
+				outs[i].err = ae
+			}
+		}
+		return outs, true, false
+	}
+	// The first reply tells whether a reused connection still stands: the
+	// next hop may have closed it while idle, silently or with a 421.
+	err := w.Flush()
+	if err == nil {
+		err = read(250) // RSET's or MAIL's
+	}
+	if code := replyCode(err); c.reused && err != nil && (code == 0 || code == 421) {
+		return nil, true, true
+	}
+	if rset {
+		if err != nil {
+			return lost(err) // a next hop that refuses RSET is not one to pipeline with
+		}
+		err = read(250) // MAIL's
+	}
+	if err != nil && replyCode(err) == 0 {
+		return lost(err)
+	}
+	refused := err // MAIL's refusal is every recipient's
+	var accepted []int
+	for i := range j.rcpts {
+		err := read(25)
+		switch {
+		case err != nil && replyCode(err) == 0:
+			return lost(err)
+		case refused != nil:
+			outs[i].err, _ = c.replyError(refused)
+		case err != nil:
+			outs[i].err, _ = c.replyError(err)
+		default:
+			accepted = append(accepted, i)
+		}
+	}
+	if err := read(354); err != nil {
+		if replyCode(err) == 0 {
+			return lost(err)
+		}
+		for _, i := range accepted {
+			outs[i].err, _ = c.replyError(err)
+		}
+		return outs, false, false // MAIL may stand: the next use starts with RSET
+	}
+	msg := j.data
+	if len(accepted) == 0 { // DATA accepted without a recipient: end it empty
+		msg = nil
+	}
+	reply, err := c.body(msg)
 	if err != nil {
-		return "", err
+		ae, isReply := c.replyError(err)
+		for _, i := range accepted {
+			outs[i].err = ae
+		}
+		c.open = !isReply
+		return outs, !isReply, false
+	}
+	c.open = false
+	for _, i := range accepted {
+		outs[i].reply = reply
+	}
+	return outs, false, false
+}
+
+// replyCode is the code of an SMTP reply error, 0 for any other error.
+func replyCode(err error) int {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	return 0
+}
+
+func rcptAddresses(j *job) []string {
+	as := make([]string, len(j.rcpts))
+	for i, rc := range j.rcpts {
+		as[i] = rc.Address
+	}
+	return as
+}
+
+// command sends one command and reads its reply.
+func (c *smtpConn) command(cmd string, code int) error {
+	id, err := c.client.Text.Cmd("%s", cmd)
+	if err != nil {
+		return err
 	}
 	c.client.Text.StartResponse(id)
-	_, _, err = c.client.Text.ReadResponse(354)
-	c.client.Text.EndResponse(id)
-	if err != nil {
-		return "", err
-	}
+	defer c.client.Text.EndResponse(id)
+	_, _, err = c.client.Text.ReadResponse(code)
+	return err
+}
+
+// body sends the message after a 354 and returns the next hop's reply text.
+func (c *smtpConn) body(msg []byte) (string, error) {
 	w := c.client.Text.DotWriter()
 	if _, err := w.Write(msg); err != nil {
 		w.Close()
@@ -172,6 +330,7 @@ func (q *Queue) connect(ctx context.Context, d *destination, j *job) (*smtpConn,
 		dcid = q.IDs.NextDCID()
 		c, err := q.dial(ctx, d, hp, dcid)
 		if err == nil {
+			c.learnExtensions()
 			return c, dcid, nil
 		}
 		last = err
@@ -251,6 +410,7 @@ func (q *Queue) dial(ctx context.Context, d *destination, hostport string, dcid 
 	if err := client.Hello(q.hostname()); err != nil {
 		return fail(&attemptError{Text: fmt.Sprintf("4.4.2 %s refused EHLO: %v", hostport, err)})
 	}
+
 	mode := d.route.TLS
 	if mode == "" {
 		mode = TLSOpportunistic
@@ -267,6 +427,19 @@ func (q *Queue) dial(ctx context.Context, d *destination, hostport string, dcid 
 		return fail(&attemptError{Text: fmt.Sprintf("4.7.4 %s does not offer STARTTLS, which the route requires", hostport)})
 	}
 	return c, nil
+}
+
+// learnExtensions notes what the next hop offers after EHLO (again after
+// STARTTLS).
+func (c *smtpConn) learnExtensions() {
+	c.pipelining, _ = c.client.Extension("PIPELINING")
+	c.mailParams = ""
+	if ok, _ := c.client.Extension("8BITMIME"); ok {
+		c.mailParams += " BODY=8BITMIME"
+	}
+	if ok, _ := c.client.Extension("SMTPUTF8"); ok {
+		c.mailParams += " SMTPUTF8"
+	}
 }
 
 // closeConn says QUIT (bounded by the command timeout), closes c and emits
