@@ -165,7 +165,8 @@ func (c *smtpConn) transact(j *job) (outs []outcome, broken, stale bool) {
 // round trips per message instead of four or five.
 func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool) {
 	outs = newOutcomes(j)
-	for _, a := range append([]string{j.env.MailFrom}, rcptAddresses(j)...) {
+	rcpts := rcptAddresses(j)
+	for _, a := range append([]string{j.env.MailFrom}, rcpts...) {
 		if strings.ContainsAny(a, "\r\n") {
 			ae := &attemptError{Code: 501, Text: fmt.Sprintf("5.1.7 address %q holds a line break", a), Permanent: true}
 			for i := range outs {
@@ -180,7 +181,7 @@ func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool
 		w.WriteString("RSET\r\n")
 	}
 	w.WriteString("MAIL FROM:<" + j.env.MailFrom + ">" + c.mailParams + "\r\n")
-	for _, a := range rcptAddresses(j) {
+	for _, a := range rcpts {
 		w.WriteString("RCPT TO:<" + a + ">\r\n")
 	}
 	w.WriteString("DATA\r\n")
@@ -271,6 +272,7 @@ func replyCode(err error) int {
 	return 0
 }
 
+// rcptAddresses lists the addresses of j's recipients.
 func rcptAddresses(j *job) []string {
 	as := make([]string, len(j.rcpts))
 	for i, rc := range j.rcpts {
