@@ -1,8 +1,10 @@
 package queue
 
 import (
+	"bufio"
 	"bytes"
 	"io"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -128,4 +130,54 @@ func FuzzBuildDSN(f *testing.F) {
 			t.Fatalf("DSN parts = %s\n%q", got, msg)
 		}
 	})
+}
+
+// writeDotted writes what textproto's DotWriter writes, but for carriage
+// returns outside CRLF, which textproto sometimes doubles (TestWriteDottedCR).
+func FuzzWriteDotted(f *testing.F) {
+	for _, msg := range []string{
+		"",
+		"a",
+		"Subject: x\r\n\r\nbody\r\n",
+		"Subject: x\n\nbare line feeds\n",
+		".leading dot\r\n..two\r\nmiddle . dot\r\n.\r\n",
+		"no final line break",
+		"\r\n\r\n.\n",
+	} {
+		f.Add([]byte(msg))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if bytes.Contains(bytes.ReplaceAll(msg, []byte("\r\n"), nil), []byte("\r")) {
+			t.Skip("a carriage return outside CRLF")
+		}
+		var want, got bytes.Buffer
+		dw := textproto.NewWriter(bufio.NewWriter(&want)).DotWriter()
+		dw.Write(msg)
+		dw.Close()
+		w := bufio.NewWriter(&got)
+		writeDotted(w, msg)
+		w.Flush()
+		if got.String() != want.String() {
+			t.Errorf("writeDotted(%q) = %q, want %q (textproto)", msg, got.String(), want.String())
+		}
+	})
+}
+
+// Content already in CRLF lines goes unchanged but for dot-stuffing, stray
+// carriage returns included; a carriage return at the very end ends a line.
+func TestWriteDottedCR(t *testing.T) {
+	for msg, want := range map[string]string{
+		"lone\rcarriage return\r\n": "lone\rcarriage return\r\n.\r\n",
+		"two\r\r\n.x\r\n":           "two\r\r\n..x\r\n.\r\n",
+		"ends with one\r":           "ends with one\r\n.\r\n",
+		"ends with two\r\r":         "ends with two\r\r\n.\r\n",
+	} {
+		var got bytes.Buffer
+		w := bufio.NewWriter(&got)
+		writeDotted(w, []byte(msg))
+		w.Flush()
+		if got.String() != want {
+			t.Errorf("writeDotted(%q) = %q, want %q", msg, got.String(), want)
+		}
+	}
 }

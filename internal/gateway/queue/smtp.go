@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -295,16 +297,38 @@ func (c *smtpConn) command(cmd string, code int) error {
 
 // body sends the message after a 354 and returns the next hop's reply text.
 func (c *smtpConn) body(msg []byte) (string, error) {
-	w := c.client.Text.DotWriter()
-	if _, err := w.Write(msg); err != nil {
-		w.Close()
-		return "", err
-	}
-	if err := w.Close(); err != nil {
+	writeDotted(c.client.Text.W, msg)
+	if err := c.client.Text.W.Flush(); err != nil {
 		return "", err
 	}
 	_, reply, err := c.client.Text.ReadResponse(250)
 	return strings.ReplaceAll(reply, "\n", " "), err
+}
+
+// writeDotted writes msg as the content of DATA (RFC 5321 §4.5.2), as
+// textproto's DotWriter does but a line at a time rather than a byte at a
+// time: every line ending (LF or CRLF) as CRLF, a leading dot doubled, then
+// the ending dot. Unlike DotWriter it never adds a carriage return before
+// one already there.
+func writeDotted(w *bufio.Writer, msg []byte) {
+	if len(msg) == 0 {
+		w.WriteString("\r\n") // an empty message is one empty line
+	}
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) > 0 && line[0] == '.' {
+			w.WriteByte('.')
+		}
+		w.Write(line)
+		w.WriteString("\r\n")
+	}
+	w.WriteString(".\r\n")
 }
 
 // replyError classifies a failed command: an SMTP reply (isReply) keeps
