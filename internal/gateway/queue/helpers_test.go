@@ -52,6 +52,11 @@ func startSink(t *testing.T) *sink {
 }
 
 func startSinkOn(t *testing.T, ln net.Listener) *sink {
+	return startSinkIdle(t, ln, 10*time.Second)
+}
+
+// startSinkIdle starts a sink that drops a connection idle for idle.
+func startSinkIdle(t *testing.T, ln net.Listener, idle time.Duration) *sink {
 	s := &sink{addr: ln.Addr().String(), changed: make(chan struct{})}
 	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		s.mu.Lock()
@@ -61,7 +66,7 @@ func startSinkOn(t *testing.T, ln net.Listener) *sink {
 	}))
 	s.srv.Domain = "sink.test"
 	s.srv.ErrorLog = log.New(io.Discard, "", 0) // a killed child resets its connections
-	s.srv.ReadTimeout = 10 * time.Second
+	s.srv.ReadTimeout = idle
 	s.srv.WriteTimeout = 10 * time.Second
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Close() })
@@ -315,13 +320,13 @@ type rawHop struct {
 	msgs int
 }
 
-func startRawHop(t *testing.T, pipelining bool) *rawHop {
+func startRawHop(t *testing.T, pipelining bool, refuse string) *rawHop {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &rawHop{addr: ln.Addr().String(), pipelining: pipelining}
+	h := &rawHop{addr: ln.Addr().String(), pipelining: pipelining, refuse: refuse}
 	go func() {
 		for {
 			c, err := ln.Accept()

@@ -486,7 +486,7 @@ func TestPipelining(t *testing.T) {
 			h.q.IdleTimeout = 10 * time.Second
 			h.q.CommandTimeout = 3 * time.Second // a lockstep client would wait this long
 			h.q.RetryMin, h.q.RetryMax = time.Hour, time.Hour
-			hop := startRawHop(t, pipelining)
+			hop := startRawHop(t, pipelining, "")
 			h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{hop.addr}, TLS: queue.TLSNone}})
 			h.run(t)
 			for range 3 {
@@ -511,8 +511,11 @@ func TestIdleConnectionClosedByNextHop(t *testing.T) {
 	h := newHarness(t)
 	h.q.IdleTimeout = 10 * time.Second
 	h.q.RetryMin, h.q.RetryMax = time.Hour, time.Hour
-	sk := startSink(t)
-	sk.srv.ReadTimeout = 200 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sk := startSinkIdle(t, ln, 200*time.Millisecond)
 	h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{sk.addr}, TLS: queue.TLSNone}})
 	h.run(t)
 	for i := range 2 {
@@ -534,8 +537,7 @@ func TestAllRecipientsRefusedThenNext(t *testing.T) {
 		t.Run(fmt.Sprint("pipelining=", pipelining), func(t *testing.T) {
 			h := newHarness(t)
 			h.q.IdleTimeout = 10 * time.Second
-			hop := startRawHop(t, pipelining)
-			hop.refuse = "nobody"
+			hop := startRawHop(t, pipelining, "nobody")
 			h.q.SetRoutes([]queue.Route{{Domain: "ALL", Hosts: []string{hop.addr}, TLS: queue.TLSNone}})
 			h.run(t)
 			refused := h.enqueue(t, "", "nobody@corp.test", "nobody2@corp.test")
