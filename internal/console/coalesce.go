@@ -26,9 +26,9 @@ import (
 // a sharer must get exactly the answer it would have got alone.
 //
 // The shared call runs under context.WithoutCancel of the context of the
-// caller that started it, through callOne as fanOut runs each call: bounded by the instance's timeout
-// from its start, a late answer dropped, a panic a failure of that call
-// alone, exactly as for an unshared call. Each caller waits under its own
+// caller that started it, through callOne, as each call of fanOut does:
+// bounded by the instance's timeout from its start, a late answer dropped,
+// a panic a failure of that call alone, exactly as for an unshared call. Each caller waits under its own
 // context, so a caller that goes away, or whose own deadline passes, gets
 // its error alone while the call goes on for the others; a caller that
 // joined late gets the shared call's timeout, if it has one, as soon as

@@ -42,12 +42,6 @@ type smtpConn struct {
 // connection to keep, nil when it broke. A reused connection that the next
 // hop closed while idle is replaced by a new one.
 func (q *Queue) deliverSMTP(ctx context.Context, d *destination, c *smtpConn, j *job) *smtpConn {
-	if c != nil && !c.pipelining { // a pipelining next hop gets RSET in the pipeline, when needed
-		if err := c.client.Reset(); err != nil {
-			q.closeConn(c)
-			c = nil
-		}
-	}
 	if c != nil {
 		c.reused = true
 	}
@@ -106,66 +100,16 @@ func newOutcomes(j *job) []outcome {
 	return outs
 }
 
-// transact runs one MAIL/RCPT/DATA transaction for j. broken reports that
-// the connection cannot carry another transaction; stale, that it is a
-// reused connection the next hop closed before answering anything, so that
-// the transaction can go over a new one.
+// transact runs one MAIL/RCPT/DATA transaction for j, and then sends the
+// message. With a next hop that offers PIPELINING (RFC 2920), RSET (when a
+// transaction may be open), MAIL, every RCPT and DATA go in one write and
+// their replies are read in order: two round trips per message instead of
+// four or five. Otherwise each command waits for the reply before it, and
+// a reused connection starts with RSET. broken reports that the connection
+// cannot carry another transaction; stale, that it is a reused connection
+// the next hop had closed (or that refused RSET), so that the transaction
+// can go over a new one.
 func (c *smtpConn) transact(j *job) (outs []outcome, broken, stale bool) {
-	if c.pipelining {
-		return c.transactPipelined(j)
-	}
-	outs = newOutcomes(j)
-	failRest := func(err error, which []int) {
-		ae, isReply := c.replyError(err)
-		for _, i := range which {
-			outs[i].err = ae
-		}
-		broken = !isReply
-	}
-	all := make([]int, len(j.rcpts))
-	for i := range all {
-		all[i] = i
-	}
-	if err := c.client.Mail(j.env.MailFrom); err != nil {
-		failRest(err, all)
-		return outs, broken, false
-	}
-	var accepted []int
-	for i, rc := range j.rcpts {
-		if err := c.client.Rcpt(rc.Address); err != nil {
-			ae, isReply := c.replyError(err)
-			outs[i].err = ae
-			if !isReply {
-				failRest(err, all[i:])
-				return outs, true, false
-			}
-			continue
-		}
-		accepted = append(accepted, i)
-	}
-	if len(accepted) == 0 {
-		return outs, false, false // the next use starts with RSET
-	}
-	if err := c.command("DATA", 354); err != nil {
-		failRest(err, accepted)
-		return outs, broken, false
-	}
-	reply, err := c.body(j.data)
-	if err != nil {
-		failRest(err, accepted)
-		return outs, broken, false
-	}
-	for _, i := range accepted {
-		outs[i].reply = reply
-	}
-	return outs, false, false
-}
-
-// transactPipelined is transact for a next hop that offers PIPELINING: RSET
-// (when a transaction may be open), MAIL, every RCPT and DATA go in one
-// write, their replies are read in order, and then the message goes. Two
-// round trips per message instead of four or five.
-func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool) {
 	outs = newOutcomes(j)
 	rcpts := rcptAddresses(j)
 	for _, a := range append([]string{j.env.MailFrom}, rcpts...) {
@@ -177,18 +121,28 @@ func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool
 			return outs, false, false
 		}
 	}
-	w := c.client.Text.W
-	rset := c.open
+	var lines []string
+	rset := c.open || c.reused && !c.pipelining
 	if rset {
-		w.WriteString("RSET\r\n")
+		lines = append(lines, "RSET")
 	}
-	w.WriteString("MAIL FROM:<" + j.env.MailFrom + ">" + c.mailParams + "\r\n")
+	lines = append(lines, "MAIL FROM:<"+j.env.MailFrom+">"+c.mailParams)
 	for _, a := range rcpts {
-		w.WriteString("RCPT TO:<" + a + ">\r\n")
+		lines = append(lines, "RCPT TO:<"+a+">")
 	}
-	w.WriteString("DATA\r\n")
+	lines = append(lines, "DATA")
 	c.open = true
-	read := func(code int) error {
+	// await reads the reply to the next line, once it is sent: in a
+	// pipeline every line goes with the first.
+	sent, read := 0, 0
+	await := func(code int) error {
+		for ; sent <= read || c.pipelining && sent < len(lines); sent++ {
+			c.client.Text.W.WriteString(lines[sent] + "\r\n")
+		}
+		read++
+		if err := c.client.Text.W.Flush(); err != nil {
+			return err
+		}
 		_, _, err := c.client.Text.ReadResponse(code)
 		return err
 	}
@@ -205,18 +159,12 @@ func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool
 	}
 	// The first reply tells whether a reused connection still stands: the
 	// next hop may have closed it while idle, silently or with a 421.
-	err := w.Flush()
-	if err == nil {
-		err = read(250) // RSET's or MAIL's
-	}
-	if code := replyCode(err); c.reused && err != nil && (code == 0 || code == 421) {
+	err := await(250) // RSET's or MAIL's
+	if code := replyCode(err); c.reused && err != nil && (rset || code == 0 || code == 421) {
 		return nil, true, true
 	}
 	if rset {
-		if err != nil {
-			return lost(err) // a next hop that refuses RSET is not one to pipeline with
-		}
-		err = read(250) // MAIL's
+		err = await(250) // MAIL's
 	}
 	if err != nil && replyCode(err) == 0 {
 		return lost(err)
@@ -224,7 +172,11 @@ func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool
 	refused := err // MAIL's refusal is every recipient's
 	var accepted []int
 	for i := range j.rcpts {
-		err := read(25)
+		if refused != nil && !c.pipelining {
+			outs[i].err, _ = c.replyError(refused)
+			continue
+		}
+		err := await(25)
 		switch {
 		case err != nil && replyCode(err) == 0:
 			return lost(err)
@@ -236,7 +188,10 @@ func (c *smtpConn) transactPipelined(j *job) (outs []outcome, broken, stale bool
 			accepted = append(accepted, i)
 		}
 	}
-	if err := read(354); err != nil {
+	if len(accepted) == 0 && !c.pipelining {
+		return outs, false, false // the next use starts with RSET
+	}
+	if err := await(354); err != nil {
 		if replyCode(err) == 0 {
 			return lost(err)
 		}
@@ -281,18 +236,6 @@ func rcptAddresses(j *job) []string {
 		as[i] = rc.Address
 	}
 	return as
-}
-
-// command sends one command and reads its reply.
-func (c *smtpConn) command(cmd string, code int) error {
-	id, err := c.client.Text.Cmd("%s", cmd)
-	if err != nil {
-		return err
-	}
-	c.client.Text.StartResponse(id)
-	defer c.client.Text.EndResponse(id)
-	_, _, err = c.client.Text.ReadResponse(code)
-	return err
 }
 
 // body sends the message after a 354 and returns the next hop's reply text.

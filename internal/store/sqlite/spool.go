@@ -177,21 +177,22 @@ func (s *Spool) commitLoop() {
 		case <-s.closing:
 			return
 		}
-		var (
-			held      <-chan time.Time // while the batch is held open
-			gathering bool             // held for the writers behind a busy batch
-			waiting   = !batch[0].step // operations with a client waiting
-		)
+		var held <-chan time.Time // while the batch is held open
+		waiting := !batch[0].step // operations with a client waiting
 	gather:
 		for len(batch) < spoolMaxBatch {
+			// The batch grows one operation at a time: it reaches
+			// gatherMin once, and is held for the writers behind it from
+			// then on; before, a batch of steps only is held for company.
+			gathering := len(batch) >= s.gatherMin
 			switch {
-			case !gathering && len(batch) >= s.gatherMin:
+			case len(batch) == s.gatherMin:
 				hold.Reset(s.gatherDelay)
-				held, gathering = hold.C, true
-			case held == nil && !waiting:
+				held = hold.C
+			case !gathering && !waiting && held == nil:
 				hold.Reset(s.stepDelay)
 				held = hold.C
-			case held != nil && !gathering && waiting:
+			case !gathering && waiting && held != nil:
 				hold.Stop()
 				held = nil
 			}
