@@ -111,26 +111,25 @@ func newOutcomes(j *job) []outcome {
 // can go over a new one.
 func (c *smtpConn) transact(j *job) (outs []outcome, broken, stale bool) {
 	outs = newOutcomes(j)
-	rcpts := rcptAddresses(j)
-	for _, a := range append([]string{j.env.MailFrom}, rcpts...) {
-		if strings.ContainsAny(a, "\r\n") {
-			ae := &attemptError{Code: 501, Text: fmt.Sprintf("5.1.7 address %q holds a line break", a), Permanent: true}
+	lines := make([]string, 0, len(j.rcpts)+3)
+	rset := c.open || c.reused && !c.pipelining
+	if rset {
+		lines = append(lines, "RSET")
+	}
+	lines = append(lines, "MAIL FROM:<"+j.env.MailFrom+">"+c.mailParams)
+	for _, rc := range j.rcpts {
+		lines = append(lines, "RCPT TO:<"+rc.Address+">")
+	}
+	lines = append(lines, "DATA")
+	for _, l := range lines {
+		if strings.ContainsAny(l, "\r\n") {
+			ae := &attemptError{Code: 501, Text: fmt.Sprintf("5.1.7 %q holds a line break", l), Permanent: true}
 			for i := range outs {
 				outs[i].err = ae
 			}
 			return outs, false, false
 		}
 	}
-	var lines []string
-	rset := c.open || c.reused && !c.pipelining
-	if rset {
-		lines = append(lines, "RSET")
-	}
-	lines = append(lines, "MAIL FROM:<"+j.env.MailFrom+">"+c.mailParams)
-	for _, a := range rcpts {
-		lines = append(lines, "RCPT TO:<"+a+">")
-	}
-	lines = append(lines, "DATA")
 	c.open = true
 	// await reads the reply to the next line, once it is sent: in a
 	// pipeline every line goes with the first.
@@ -227,15 +226,6 @@ func replyCode(err error) int {
 		return te.Code
 	}
 	return 0
-}
-
-// rcptAddresses lists the addresses of j's recipients.
-func rcptAddresses(j *job) []string {
-	as := make([]string, len(j.rcpts))
-	for i, rc := range j.rcpts {
-		as[i] = rc.Address
-	}
-	return as
 }
 
 // body sends the message after a 354 and returns the next hop's reply text.
