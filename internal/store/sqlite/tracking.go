@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -8,10 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/sightline/sightline"
 	"github.com/sightline/sightline/internal/tracking"
@@ -48,7 +49,7 @@ var trackingMigrations = []Migration{
 		CREATE INDEX messages_sender_ip ON messages (sender_ip, injected_at);`},
 	// FTS5 writes a segment each time its pending terms reach hashsize
 	// (1 MiB by default): a batch of the indexer made a dozen small
-	// segments, and merging them cost a third of its time. (ftsHashSize.)
+	// segments, and merging them cost a third of its time.
 	{Version: 6, SQL: `
 		INSERT INTO messages_fts (messages_fts, rank) VALUES ('hashsize', 67108864);
 		INSERT INTO search_fts (search_fts, rank) VALUES ('hashsize', 67108864);
@@ -60,7 +61,25 @@ var trackingMigrations = []Migration{
 	// together, and a prefix common to many subjects read every entry of
 	// it to count those in the window.
 	{Version: 9, SQL: `CREATE INDEX messages_subject_day ON messages (` + dayExpr + `, subject_lc, injected_at);`},
+	{Version: 10, SQL: trackingV10},
 }
+
+// trackingV10 replaces the FTS5 trigram tables with the substring index of
+// chunk bitmaps (tracking_grams.go), which the indexer fills behind from
+// the queue; meanwhile searches scan what is queued.
+const trackingV10 = `
+DROP TABLE messages_fts;
+DROP TABLE search_fts;
+DROP TABLE urls_fts;
+CREATE TABLE grams (
+	field INTEGER NOT NULL, -- gramField
+	gram  INTEGER NOT NULL, -- three runes, 21 bits each
+	chunk INTEGER NOT NULL, -- MID >> 12
+	mids  BLOB NOT NULL,    -- the chunk's MIDs with the gram (encodeChunk)
+	PRIMARY KEY (chunk, field, gram)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO search_queue (mid) SELECT mid FROM messages;
+`
 
 // dayNanos is a day in the unit of injected_at: a time's day number is
 // injected_at / dayNanos, in SQL (dayExpr) as in Go, both truncating.
@@ -70,8 +89,8 @@ var dayExpr = "injected_at / " + strconv.FormatInt(dayNanos, 10)
 
 // trackingV7 adds mid_ranges: the lowest and highest MID saved in each hour
 // of injection time. A time window's messages have MIDs within the range of
-// its hours, so a trigram lookup (rowid = MID) reads only that part of each
-// posting list instead of the whole store's. Ranges only widen: a clock
+// its hours, so a substring lookup reads only the index chunks of that
+// range instead of the whole store's. Ranges only widen: a clock
 // stepped back or a message saved again makes them looser, never wrong.
 const trackingV7 = `
 CREATE TABLE mid_ranges (
@@ -144,9 +163,6 @@ func statusTag(status string) string { return statusTagPrefix + status }
 // domainTag is the tag of a message whose sender's domain, or one of whose
 // recipients' domain, is the folded domain d.
 func domainTag(d string) string { return domainTagPrefix + d }
-
-// ftsHashSize is the hashsize migration 6 gives the trigram tables.
-const ftsHashSize = 64 << 20
 
 // trackingV4 moves the trigram indexes behind ingest (search_queue), gives
 // flags the injection time so that a tag is looked up within the window, and
@@ -257,20 +273,18 @@ func (s *TrackingStore) Close() error {
 // putStmts are the statements of Apply, prepared once on the writer
 // connection.
 type putStmts struct {
-	delMessage, delRecipients, delAttachments, delURLs, delFlags, delFTS *sql.Stmt
-	insMessage, insRecipient, insAttachment, insURL, insFlag, enqueue    *sql.Stmt
-	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus  *sql.Stmt
-	countURLs, delSearch, delURLSearch, queued, insEvents, widen         *sql.Stmt
-	delStatusTags, insStatusTags, insDomainTags                          *sql.Stmt
+	delMessage, delRecipients, delAttachments, delURLs, delFlags        *sql.Stmt
+	insMessage, insRecipient, insAttachment, insURL, insFlag, enqueue   *sql.Stmt
+	insEvent, setStatus, setPendingRecipients, setRecipient, rcptStatus *sql.Stmt
+	insEvents, widen, delStatusTags, insStatusTags, insDomainTags       *sql.Stmt
 }
 
 func (p *putStmts) all() []**sql.Stmt {
 	return []**sql.Stmt{
-		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags, &p.delFTS,
+		&p.delMessage, &p.delRecipients, &p.delAttachments, &p.delURLs, &p.delFlags,
 		&p.insMessage, &p.insRecipient, &p.insAttachment, &p.insURL, &p.insFlag, &p.enqueue,
 		&p.insEvent, &p.setStatus, &p.setPendingRecipients, &p.setRecipient, &p.rcptStatus,
-		&p.countURLs, &p.delSearch, &p.delURLSearch, &p.queued, &p.insEvents, &p.widen,
-		&p.delStatusTags, &p.insStatusTags, &p.insDomainTags,
+		&p.insEvents, &p.widen, &p.delStatusTags, &p.insStatusTags, &p.insDomainTags,
 	}
 }
 
@@ -282,7 +296,6 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`DELETE FROM attachments WHERE mid = ?`,
 		`DELETE FROM urls WHERE mid = ?`,
 		`DELETE FROM flags WHERE mid = ?`,
-		`DELETE FROM messages_fts WHERE rowid = ?`,
 		`INSERT INTO messages (` + messageColumns + `) VALUES (?` + strings.Repeat(`, ?`, strings.Count(messageColumns, ",")) + `)`,
 		`INSERT INTO recipients (mid, rid, address, address_lc, domain, status, reply) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		`INSERT INTO attachments (mid, idx, name, name_lc, type, size, sha256, sha1, md5) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -294,10 +307,6 @@ func preparePut(ctx context.Context, w *sql.DB) (*putStmts, error) {
 		`UPDATE recipients SET status = ? WHERE mid = ? AND status IN ('', '` + tracking.StatusInProgress + `')`,
 		`UPDATE recipients SET status = ?, reply = ? WHERE mid = ? AND address_lc = ?`,
 		`SELECT status FROM recipients WHERE mid = ? ORDER BY rid`,
-		`SELECT count(*) FROM urls WHERE mid = ?`,
-		`DELETE FROM search_fts WHERE rowid = ?`,
-		`DELETE FROM urls_fts WHERE rowid = ?`,
-		`SELECT count(*) FROM search_queue WHERE mid = ?`,
 		insertEventsSQL + strings.Repeat(`, `+eventValues, eventChunk-1),
 		`INSERT INTO mid_ranges (hour, min_mid, max_mid) VALUES (?, ?, ?) ON CONFLICT (hour) DO UPDATE
 			SET min_mid = min(min_mid, excluded.min_mid), max_mid = max(max_mid, excluded.max_mid)`,
@@ -453,34 +462,15 @@ func (st *putStmts) putMessage(ctx context.Context, m *tracking.Message) error {
 			return err
 		}
 	}
-	// The trigram indexes are written behind ingest (tracking_index.go).
+	// The substring index is written behind ingest (tracking_index.go).
 	_, err = st.enqueue.ExecContext(ctx, m.MID)
 	return err
 }
 
 // replaceChildren deletes the rows of a message saved again before its new
-// record is written; its trigram rows go too when they were indexed.
+// record is written. Its bits in the substring index stay: a search checks
+// every candidate exactly.
 func (st *putStmts) replaceChildren(ctx context.Context, mid int64) error {
-	var queued int
-	if err := st.queued.QueryRowContext(ctx, mid).Scan(&queued); err != nil {
-		return err
-	}
-	if queued == 0 {
-		var urls int64
-		if err := st.countURLs.QueryRowContext(ctx, mid).Scan(&urls); err != nil {
-			return err
-		}
-		for i := range min(urls, maxURLSearch) {
-			if _, err := st.delURLSearch.ExecContext(ctx, urlSearchRowID(mid, int(i))); err != nil {
-				return err
-			}
-		}
-		for _, del := range []*sql.Stmt{st.delFTS, st.delSearch} {
-			if _, err := del.ExecContext(ctx, mid); err != nil {
-				return err
-			}
-		}
-	}
 	for _, del := range []*sql.Stmt{st.delRecipients, st.delAttachments, st.delURLs, st.delFlags} {
 		if _, err := del.ExecContext(ctx, mid); err != nil {
 			return err
@@ -488,12 +478,6 @@ func (st *putStmts) replaceChildren(ctx context.Context, mid int64) error {
 	}
 	return nil
 }
-
-// maxURLSearch is how many URLs of a message urls_fts indexes, its rowid
-// being mid*maxURLSearch + the URL's index.
-const maxURLSearch = 65536
-
-func urlSearchRowID(mid int64, idx int) int64 { return mid*maxURLSearch + int64(idx) }
 
 // widenRanges widens the mid_ranges of the hours ms were injected in to
 // hold their MIDs.
@@ -625,15 +609,37 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		limit = DefaultCountLimit
 	}
 	var page tracking.Page
-	countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
-	if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
-		return tracking.Page{}, wrapDB("count tracking matches", err)
+	if p.matches != "" {
+		// One pass reads and checks the candidates for both the count and
+		// the page.
+		ms, err := readMatches(ctx, tx, p.matches, p.args, limit)
+		if err != nil {
+			return tracking.Page{}, wrapDB("search tracking", err)
+		}
+		if len(ms) <= limit {
+			page.Total = len(ms)
+			from := min(max(q.Offset, 0), len(ms))
+			page.Messages, err = messagesByMID(ctx, tx, ms.newest(from + q.PageLimit())[from:])
+			if err == nil {
+				err = loadChildren(ctx, tx, page.Messages)
+			}
+			if err != nil {
+				return tracking.Page{}, wrapDB("search tracking", err)
+			}
+			return page, nil
+		}
+		page.Total = len(ms)
+	} else {
+		countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
+		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
+			return tracking.Page{}, wrapDB("count tracking matches", err)
+		}
 	}
 	if page.Total > limit {
 		page.Total, page.TotalCapped = limit, true
 	}
 	if p.byDay != nil {
-		page.Messages, err = pageByDay(ctx, tx, *p.byDay, p.ftsMIDs, q.PageLimit(), max(q.Offset, 0))
+		page.Messages, err = pageByDay(ctx, tx, *p.byDay, p.subs, q.PageLimit(), max(q.Offset, 0))
 	} else {
 		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
 		var rows *sql.Rows
@@ -652,14 +658,16 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 
 // searchPlan is how Search reads its matches: count counts them up to a
 // limit (its last argument), page reads the newest first (limit and offset
-// last), both after args.
+// last), both after args. matches, when set, reads every match's MID and
+// time (limit last): when the candidates of the substring index drive the
+// search, each is read and checked once for both the count and the page.
 type searchPlan struct {
-	count, page string
-	args        []any
+	count, page, matches string
+	args                 []any
 	// byDay, when set, reads the page instead of page, one day of its
-	// window at a time (pageByDay); ftsMIDs is its window's.
-	byDay   *tracking.Query
-	ftsMIDs []int64
+	// window at a time (pageByDay), with the substring candidates subs.
+	byDay *tracking.Query
+	subs  substrings
 }
 
 // planSearch chooses how Search reads the matches of q, and reports false
@@ -668,19 +676,19 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 	if tags, ok := soleTags(q); ok {
 		return tagPlan(tags, q.Start, q.End), true, nil
 	}
-	var w where
-	if substringLookup(q) && (!q.Start.IsZero() || !q.End.IsZero()) {
-		var err error
-		if w.ftsMIDs, err = midRange(ctx, tx, q.Start, q.End); err != nil {
-			return searchPlan{}, false, err
-		}
+	subs, err := lookupSubstrings(ctx, tx, queryNeeds(q), q.Start, q.End)
+	if err != nil {
+		return searchPlan{}, false, err
 	}
+	w := where{subs: subs}
 	if !w.build(q) {
 		return searchPlan{}, false, nil
 	}
 	p := w.plan()
 	if w.byDay {
-		p.byDay, p.ftsMIDs = &q, w.ftsMIDs
+		p.byDay, p.subs = &q, subs
+	} else if w.candidates {
+		p.matches = `SELECT m.mid, m.injected_at FROM messages m` + w.sql() + ` LIMIT ?`
 	}
 	return p, true, nil
 }
@@ -689,9 +697,9 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 // window cut at each midnight (UTC), newest day first: a search whose
 // matches come day by day from an index in subject order sorts one day's
 // matches at a time, and only until its page is full, instead of every
-// match of the window; then it reads the page's rows. ftsMIDs is the
-// window's, which holds each day's.
-func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, ftsMIDs []int64, limit, offset int) ([]*tracking.Message, error) {
+// match of the window; then it reads the page's rows. subs are the
+// window's substring candidates, which hold each day's.
+func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, subs substrings, limit, offset int) ([]*tracking.Message, error) {
 	want := offset + limit
 	var mids []int64
 	for end := q.End; end.After(q.Start) && len(mids) < want; {
@@ -701,7 +709,7 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, ftsMIDs []int
 		}
 		dq := q
 		dq.Start, dq.End = start, end
-		w := where{ftsMIDs: ftsMIDs}
+		w := where{subs: subs}
 		w.build(dq)
 		err := eachRow(tx.QueryContext(ctx, `SELECT m.mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
 			append(w.args, want-len(mids))...))(func(rows *sql.Rows) error {
@@ -718,7 +726,15 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, ftsMIDs []int
 	if offset >= len(mids) {
 		return []*tracking.Message{}, nil
 	}
-	list, err := json.Marshal(mids[offset:min(len(mids), want)])
+	return messagesByMID(ctx, tx, mids[offset:min(len(mids), want)])
+}
+
+// messagesByMID reads the messages of mids, newest first.
+func messagesByMID(ctx context.Context, tx cachedTx, mids []int64) ([]*tracking.Message, error) {
+	if len(mids) == 0 {
+		return []*tracking.Message{}, nil
+	}
+	list, err := json.Marshal(mids)
 	if err != nil {
 		return nil, err
 	}
@@ -728,6 +744,42 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, ftsMIDs []int
 		return nil, err
 	}
 	return scanMessages(rows)
+}
+
+// match is a message that matched, by MID and injection time.
+type match struct{ mid, at int64 }
+
+// matchList is the matches of a search in no order.
+type matchList []match
+
+// readMatches runs query (args, then a limit) and returns up to limit+1 of
+// its matches.
+func readMatches(ctx context.Context, tx cachedTx, query string, args []any, limit int) (matchList, error) {
+	var ms matchList
+	err := eachRow(tx.QueryContext(ctx, query, append(args[:len(args):len(args)], limit+1)...))(func(rows *sql.Rows) error {
+		var m match
+		err := rows.Scan(&m.mid, &m.at)
+		ms = append(ms, m)
+		return err
+	})
+	return ms, err
+}
+
+// before returns the matches before the cursor (at, mid) in a search's
+// order.
+func (ms matchList) before(at, mid int64) matchList {
+	return slices.DeleteFunc(ms, func(m match) bool { return m.at > at || m.at == at && m.mid >= mid })
+}
+
+// newest returns the MIDs of the n newest matches, newest first, as a
+// search orders them: by injection time, then MID.
+func (ms matchList) newest(n int) []int64 {
+	slices.SortFunc(ms, func(a, b match) int { return cmp.Or(cmp.Compare(b.at, a.at), cmp.Compare(b.mid, a.mid)) })
+	out := make([]int64, 0, min(n, len(ms)))
+	for _, m := range ms[:min(n, len(ms))] {
+		out = append(out, m.mid)
+	}
+	return out
 }
 
 // plan reads the messages w selects.
@@ -933,25 +985,33 @@ func loadChildren(ctx context.Context, tx queryer, ms []*tracking.Message) error
 type where struct {
 	clauses []string
 	args    []any
-	ftsMIDs []int64 // lowest and highest MID a trigram lookup need read; nil: all
+	subs    substrings // the candidates of its substring filters
+	// candidates says that a clause takes its rows from subs: the
+	// matches are among few rows, each read to be checked.
+	candidates bool
 	// byDay says that days listed the window's day numbers: the matches
 	// come from an index by day, in another order than time.
 	byDay bool
 }
 
-// substringLookup reports whether q has a "contains" filter that looks the
-// trigram index up.
-func substringLookup(q tracking.Query) bool {
-	for _, f := range []tracking.TextFilter{q.Sender, q.Recipient, q.Subject, q.AttachmentName, q.Domain, q.ReplyTo} {
-		if f.Op == tracking.OpContains {
-			for _, v := range f.Values {
-				if utf8.RuneCountInString(tracking.Fold(v)) >= 3 {
-					return true
-				}
+// queryNeeds returns the lookups of the "contains" filters of q.
+func queryNeeds(q tracking.Query) []substringKey {
+	var needs []substringKey
+	for _, ff := range []struct {
+		f     tracking.TextFilter
+		field textField
+	}{{q.Sender, senderField}, {q.Subject, subjectField}, {q.ReplyTo, replyToField},
+		{q.Recipient, recipientField}, {q.AttachmentName, attachmentField}, {q.Domain, domainField}} {
+		if ff.f.Op != tracking.OpContains {
+			continue
+		}
+		for _, v := range ff.f.Values {
+			if v = ff.field.fold(v); indexable(v) {
+				needs = append(needs, keyOf([]gramField{ff.field.gram}, v))
 			}
 		}
 	}
-	return false
+	return needs
 }
 
 // midRange returns the lowest and highest MID of the messages injected in
@@ -983,11 +1043,20 @@ func (w *where) sql() string {
 	return " WHERE " + strings.Join(w.clauses, " AND ")
 }
 
-// textField says where a tracking.TextFilter looks: fts is its column in
-// messages_fts, pred its exact condition on messages m for one folded value.
+// textField says where a tracking.TextFilter looks: gram is its field in
+// the substring index, pred its exact condition on messages m for one
+// folded value.
 type textField struct {
-	fts  string
+	gram gramField
 	pred func(op tracking.Op, v string) (string, []any)
+}
+
+// fold returns the filter value v as pred compares it.
+func (f textField) fold(v string) string {
+	if f.gram == gramDomains {
+		return domainValue(v)
+	}
+	return tracking.Fold(v)
 }
 
 // textPred is the condition of op on the folded column col.
@@ -1031,12 +1100,12 @@ func either(a, b func(tracking.Op, string) (string, []any)) func(tracking.Op, st
 }
 
 var (
-	senderField     = textField{fts: "sender", pred: scalar("sender_lc")}
-	subjectField    = textField{fts: "subject", pred: scalar("subject_lc")}
-	replyToField    = textField{fts: "reply_to", pred: scalar("reply_to_lc")}
-	recipientField  = textField{fts: "recipients", pred: list("recipients", "address_lc")}
-	attachmentField = textField{fts: "attachments", pred: list("attachments", "name_lc")}
-	domainField     = textField{fts: "domains", pred: either(scalar("sender_domain_lc"), list("recipients", "domain"))}
+	senderField     = textField{gramSender, scalar("sender_lc")}
+	subjectField    = textField{gramSubject, scalar("subject_lc")}
+	replyToField    = textField{gramReplyTo, scalar("reply_to_lc")}
+	recipientField  = textField{gramRecipients, list("recipients", "address_lc")}
+	attachmentField = textField{gramAttachments, list("attachments", "name_lc")}
+	domainField     = textField{gramDomains, either(scalar("sender_domain_lc"), list("recipients", "domain"))}
 )
 
 // build fills w from q and reports false when q can match nothing.
@@ -1206,27 +1275,17 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 	ors := make([]string, 0, len(f.Values))
 	var args []any
 	for _, v := range f.Values {
-		if field.fts == "domains" {
-			v = domainValue(v)
-		} else {
-			v = tracking.Fold(v)
-		}
+		v = field.fold(v)
 		clause, a := field.pred(f.Op, v)
-		if f.Op == tracking.OpContains && utf8.RuneCountInString(v) >= 3 {
-			// The trigram index finds the candidates (it cannot look up
+		if cands, ok := w.subs.candidates([]gramField{field.gram}, v); ok && f.Op == tracking.OpContains {
+			// The substring index found the candidates (it cannot look up
 			// fewer than 3 characters); pred keeps the match exact.
-			// Messages not indexed yet are candidates too.
-			lookup, la := ftsLookup(textCol{fts: "messages_fts", rowMID: "rowid"}, ftsPhrase(field.fts, v), w.ftsMIDs)
-			clause = "m.mid IN (" + lookup + " UNION ALL SELECT mid FROM search_queue) AND " + clause
-			a = append(la, a...)
+			clause = candidatesIn + " AND " + clause
+			a = append([]any{cands}, a...)
+			w.candidates = true
 		}
 		ors = append(ors, "("+clause+")")
 		args = append(args, a...)
 	}
 	w.add("("+strings.Join(ors, " OR ")+")", args...)
-}
-
-// ftsPhrase is an FTS5 query for the substring v in column col.
-func ftsPhrase(col, v string) string {
-	return col + ` : "` + strings.ReplaceAll(v, `"`, `""`) + `"`
 }

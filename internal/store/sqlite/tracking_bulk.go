@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 // than the same batches through Apply: it drops the secondary indexes of the
 // tracking tables, applies every batch next returns (until it returns false),
 // builds the indexes again, each by one sort, and then writes the substring
-// index of every message with large FTS5 segments. What it leaves is the
+// index of every message in large batches. What it leaves is the
 // store Apply and IndexPending would have made. Searches made meanwhile are
 // slow, so nothing else should use the store until it returns; on an error
 // the store is left without some of its indexes and should be discarded.
@@ -85,27 +84,12 @@ func (s *TrackingStore) dropIndexes(ctx context.Context) ([]namedSQL, error) {
 	return indexes, nil
 }
 
-// While BulkLoad indexes, FTS5 writes a segment per bulkIndexBatch
-// messages (one per transaction, the pending terms staying under
-// bulkHashSize) instead of one per IndexBatch: far fewer segments to merge.
-const (
-	bulkIndexBatch = 100_000
-	bulkHashSize   = 1 << 30
-)
+// bulkIndexBatch is how many messages BulkLoad indexes per transaction:
+// each chunk bitmap of those messages is written once.
+const bulkIndexBatch = 100_000
 
 // indexAllPending writes the substring index of every queued message.
 func (s *TrackingStore) indexAllPending(ctx context.Context, logger *slog.Logger) error {
-	setHashSize := func(size int) error {
-		for _, t := range []string{"messages_fts", "search_fts", "urls_fts"} {
-			if _, err := s.db.W.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %s (%[1]s, rank) VALUES ('hashsize', %d)`, t, size)); err != nil {
-				return wrapDB("bulk load tracking: set hashsize of "+t, err)
-			}
-		}
-		return nil
-	}
-	if err := setHashSize(bulkHashSize); err != nil {
-		return err
-	}
 	start, done := time.Now(), 0
 	for {
 		n, err := s.IndexPending(ctx, bulkIndexBatch)
@@ -113,10 +97,9 @@ func (s *TrackingStore) indexAllPending(ctx context.Context, logger *slog.Logger
 			return err
 		}
 		if n == 0 {
-			break
+			return nil
 		}
 		done += n
 		logger.Info("bulk load: substring index", "messages", done, "per_second", int(float64(done)/time.Since(start).Seconds()))
 	}
-	return setHashSize(ftsHashSize)
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -14,8 +15,9 @@ import (
 )
 
 // TestBulkLoadLeavesTheSchemaApplyUses checks that BulkLoad rebuilds every
-// index it dropped, restores the trigram tables' hashsize and leaves nothing
-// queued, and that it refuses a store that already holds messages.
+// index it dropped, writes the substring index that Apply and IndexPending
+// write, in batches of any size, and leaves nothing queued, and that it
+// refuses a store that already holds messages.
 func TestBulkLoadLeavesTheSchemaApplyUses(t *testing.T) {
 	ctx := context.Background()
 	s := openSearchStore(t)
@@ -32,34 +34,31 @@ func TestBulkLoadLeavesTheSchemaApplyUses(t *testing.T) {
 		}
 		return out
 	}
-	hashsizes := func() []string {
-		var out []string
-		for _, tbl := range []string{"messages_fts", "search_fts", "urls_fts"} {
-			var v string
-			if err := s.db.W.QueryRowContext(ctx, `SELECT v FROM `+tbl+`_config WHERE k = 'hashsize'`).Scan(&v); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, v)
-		}
-		return out
-	}
-	before, beforeHash := schema(), hashsizes()
+	before := schema()
 
-	batches := 3
-	next := func() (tracking.Batch, bool) {
-		if batches == 0 {
-			return tracking.Batch{}, false
-		}
-		batches--
+	// Three batches of four messages, the MIDs of the last two on both
+	// sides of a chunk boundary.
+	batch := func(n int) tracking.Batch {
 		var b tracking.Batch
 		for i := range 4 {
-			mid := int64(batches*10 + i + 1)
+			mid := int64(n*chunkMIDs - 2 + i)
+			if n == 0 {
+				mid = int64(i + 1)
+			}
 			b.Messages = append(b.Messages, &tracking.Message{MID: mid, InjectedAt: time.Unix(mid, 0),
-				Sender: "a@b.example", Subject: "Invoice Due", Recipients: []tracking.Recipient{{Address: "c@d.example"}},
+				Sender: "a@b.example", Subject: fmt.Sprintf("Invoice Due %d", i), Recipients: []tracking.Recipient{{Address: "c@d.example"}},
 				URLs: []string{"https://e.example/x"}, Flags: []string{"virusPositive"}})
 			b.Events = append(b.Events, tracking.Event{MID: mid, Time: time.Unix(mid, 0), Status: tracking.StatusDelivered})
 		}
-		return b, true
+		return b
+	}
+	batches := 0
+	next := func() (tracking.Batch, bool) {
+		if batches == 3 {
+			return tracking.Batch{}, false
+		}
+		batches++
+		return batch(batches - 1), true
 	}
 	if err := s.BulkLoad(ctx, slog.New(slog.DiscardHandler), next); err != nil {
 		t.Fatalf("BulkLoad: %v", err)
@@ -67,13 +66,32 @@ func TestBulkLoadLeavesTheSchemaApplyUses(t *testing.T) {
 	if diff := cmp.Diff(before, schema()); diff != "" {
 		t.Errorf("schema after BulkLoad (-before +after):\n%s", diff)
 	}
-	if diff := cmp.Diff(beforeHash, hashsizes()); diff != "" {
-		t.Errorf("FTS5 hashsize after BulkLoad (-before +after):\n%s", diff)
+	// The same messages through Apply, indexed three at a time.
+	applied := openSearchStore(t)
+	for n := range 3 {
+		if err := applied.Apply(ctx, batch(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for {
+		n, err := applied.IndexPending(ctx, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if diff := cmp.Diff(gramRows(t, applied), gramRows(t, s)); diff != "" {
+		t.Errorf("substring index after BulkLoad (-Apply and IndexPending +BulkLoad):\n%s", diff)
 	}
 	if n, err := s.Unindexed(ctx); err != nil || n != 0 {
 		t.Errorf("Unindexed = %d, %v; want 0", n, err)
 	}
 	page, err := s.Search(ctx, tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"voice d"}}, Limit: 100})
+	if err == nil && len(gramRows(t, s)) == 0 {
+		t.Error("BulkLoad wrote no substring index")
+	}
 	if err != nil || page.Total != 12 {
 		t.Errorf("subject contains after BulkLoad: total %d, %v; want 12", page.Total, err)
 	}

@@ -5,17 +5,17 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sightline/sightline/internal/tracking"
 )
 
-// The trigram indexes (messages_fts, search_fts, urls_fts) are written
-// behind ingest. Apply queues every saved MID in search_queue; the indexer
-// writes the queued messages' trigram rows in large batches once ingest
-// pauses, or once a message has waited IndexMaxLag. Large batches make few
-// FTS5 segments, so merging them costs little, and a burst of mail is not
-// slowed by indexing at all.
+// The substring index (grams, tracking_grams.go) is written behind ingest.
+// Apply queues every saved MID in search_queue; the indexer writes the
+// queued messages' trigrams in large batches once ingest pauses, or once a
+// message has waited IndexMaxLag. A batch rewrites each chunk bitmap it
+// touches once, and a burst of mail is not slowed by indexing at all.
 //
 // Searches never lag: a substring condition takes the queued messages as
 // candidates too and checks them by scanning (see contains and where.text).
@@ -29,7 +29,7 @@ const (
 	IndexBatch  = 2000
 )
 
-// indexer is the background writer of the trigram indexes.
+// indexer is the background writer of the substring index.
 type indexer struct {
 	kick      chan struct{} // buffered 1: work may be queued
 	lastApply atomic.Int64  // Unix nanoseconds of the last Apply
@@ -37,7 +37,7 @@ type indexer struct {
 	done      chan struct{}
 }
 
-// StartIndexer starts writing queued messages' trigram rows in the
+// StartIndexer starts writing queued messages' trigrams in the
 // background until Close, logging failures to logger (which may be nil for
 // slog.Default). Only one store on a file should run it; a store without it
 // stays correct, and searches scan what is queued.
@@ -118,13 +118,11 @@ func (s *TrackingStore) indexLoop(ctx context.Context, logger *slog.Logger) {
 
 // indexStmts are the statements of IndexPending.
 type indexStmts struct {
-	pending, message, recipients, attachments, urls *sql.Stmt
-	insFTS, insSearch, insURLSearch, dequeue        *sql.Stmt
+	pending, message, recipients, attachments, urls, upsert, dequeue *sql.Stmt
 }
 
 func (p *indexStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&p.pending, &p.message, &p.recipients, &p.attachments, &p.urls,
-		&p.insFTS, &p.insSearch, &p.insURLSearch, &p.dequeue}
+	return []**sql.Stmt{&p.pending, &p.message, &p.recipients, &p.attachments, &p.urls, &p.upsert, &p.dequeue}
 }
 
 func prepareIndex(ctx context.Context, w *sql.DB) (*indexStmts, error) {
@@ -137,16 +135,13 @@ func prepareIndex(ctx context.Context, w *sql.DB) (*indexStmts, error) {
 			FROM messages WHERE mid = ?`,
 		`SELECT address_lc, domain FROM recipients WHERE mid = ? ORDER BY rid`,
 		`SELECT name_lc FROM attachments WHERE mid = ? ORDER BY idx`,
-		`SELECT idx, url FROM urls WHERE mid = ? AND idx < ` + fmt.Sprint(maxURLSearch) + ` ORDER BY idx`,
-		`INSERT INTO messages_fts (rowid, subject, sender, reply_to, recipients, attachments, domains) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		`INSERT INTO search_fts (rowid, header_from, body, host, header_to, header_cc)
-			VALUES (?, sightline_fold(?), sightline_fold(?), sightline_fold(?), sightline_fold(?), sightline_fold(?))`,
-		`INSERT INTO urls_fts (rowid, url) VALUES (?, sightline_fold(?))`,
+		`SELECT url FROM urls WHERE mid = ? ORDER BY idx`,
+		upsertGramSQL,
 		`DELETE FROM search_queue WHERE mid = ?`,
 	})
 }
 
-// IndexPending writes the trigram rows of up to max queued messages, oldest
+// IndexPending writes the trigrams of up to max queued messages, oldest
 // first, in one transaction, and returns how many it indexed.
 func (s *TrackingStore) IndexPending(ctx context.Context, max int) (int, error) {
 	tx, err := s.db.W.BeginTx(ctx, nil)
@@ -160,10 +155,14 @@ func (s *TrackingStore) IndexPending(ctx context.Context, max int) (int, error) 
 	if err != nil {
 		return 0, wrapDB("index tracking search", err)
 	}
+	batch := gramBatch{}
 	for _, mid := range mids {
-		if err := st.indexMessage(ctx, mid); err != nil {
+		if err := st.indexMessage(ctx, batch, mid); err != nil {
 			return 0, wrapDB(fmt.Sprintf("index tracking search of MID %d", mid), err)
 		}
+	}
+	if err := batch.write(ctx, st.upsert); err != nil {
+		return 0, wrapDB("index tracking search", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, wrapDB("index tracking search", err)
@@ -171,8 +170,10 @@ func (s *TrackingStore) IndexPending(ctx context.Context, max int) (int, error) 
 	return len(mids), nil
 }
 
-// indexMessage writes the trigram rows of one message and dequeues it.
-func (st *indexStmts) indexMessage(ctx context.Context, mid int64) error {
+// indexMessage adds the trigrams of one message to batch and dequeues it.
+// Every text is folded as the exact conditions of a search fold it
+// (textCol): the index holds each trigram they can find.
+func (st *indexStmts) indexMessage(ctx context.Context, batch gramBatch, mid int64) error {
 	var subject, sender, replyTo, senderDomain, from, body, host, to, cc string
 	err := st.message.QueryRowContext(ctx, mid).Scan(&subject, &sender, &replyTo, &senderDomain, &from, &body, &host, &to, &cc)
 	if err == sql.ErrNoRows { // gone since it was queued
@@ -182,43 +183,39 @@ func (st *indexStmts) indexMessage(ctx context.Context, mid int64) error {
 	if err != nil {
 		return err
 	}
-	var rcpts []string
-	domains := []string{senderDomain}
+	for _, t := range []struct {
+		field gramField
+		text  string
+	}{
+		{gramSubject, subject}, {gramSender, sender}, {gramReplyTo, replyTo}, {gramDomains, senderDomain},
+		{gramHeaderFrom, tracking.Fold(from)}, {gramBody, tracking.Fold(body)}, {gramHost, tracking.Fold(host)},
+		{gramHeaderTo, tracking.Fold(to)}, {gramHeaderCc, tracking.Fold(cc)},
+	} {
+		batch.add(t.field, mid, t.text)
+	}
 	if err := scanRows(ctx, st.recipients, mid, func(rows *sql.Rows) error {
 		var addr, domain string
-		if err := rows.Scan(&addr, &domain); err != nil {
-			return err
-		}
-		rcpts, domains = append(rcpts, addr), append(domains, domain)
-		return nil
+		err := rows.Scan(&addr, &domain)
+		batch.add(gramRecipients, mid, addr)
+		batch.add(gramDomains, mid, domain)
+		return err
 	}); err != nil {
 		return err
 	}
-	var names []string
 	if err := scanRows(ctx, st.attachments, mid, func(rows *sql.Rows) error {
 		var name string
 		err := rows.Scan(&name)
-		names = append(names, name)
+		batch.add(gramAttachments, mid, name)
 		return err
 	}); err != nil {
 		return err
 	}
 	if err := scanRows(ctx, st.urls, mid, func(rows *sql.Rows) error {
-		var idx int
 		var u string
-		if err := rows.Scan(&idx, &u); err != nil {
-			return err
-		}
-		_, err := st.insURLSearch.ExecContext(ctx, urlSearchRowID(mid, idx), u)
+		err := rows.Scan(&u)
+		batch.add(gramURL, mid, tracking.Fold(u))
 		return err
 	}); err != nil {
-		return err
-	}
-	if _, err := st.insFTS.ExecContext(ctx, mid, subject, sender, replyTo,
-		strings.Join(rcpts, "\n"), strings.Join(names, "\n"), strings.Join(domains, "\n")); err != nil {
-		return err
-	}
-	if _, err := st.insSearch.ExecContext(ctx, mid, from, body, host, to, cc); err != nil {
 		return err
 	}
 	_, err = st.dequeue.ExecContext(ctx, mid)
@@ -268,7 +265,7 @@ func queryInt64s(ctx context.Context, st *sql.Stmt, arg any) ([]int64, error) {
 	return out, err
 }
 
-// Unindexed returns how many saved messages wait for the trigram indexer.
+// Unindexed returns how many saved messages wait for the substring indexer.
 func (s *TrackingStore) Unindexed(ctx context.Context) (int, error) {
 	var n int
 	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM search_queue`).Scan(&n); err != nil {

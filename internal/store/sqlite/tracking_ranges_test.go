@@ -11,7 +11,7 @@ import (
 )
 
 // TestSubstringSearchWithinMIDRanges checks that a windowed "contains"
-// search, whose trigram lookup reads only the MIDs of the window's hours,
+// search, whose substring lookup reads only the MIDs of the window's hours,
 // finds every match even when MIDs do not follow injection times (a clock
 // stepped back, a message saved again with another time), on window bounds
 // at and off hour boundaries, before 1970, and from ranges rebuilt by
@@ -77,7 +77,7 @@ func TestSubstringSearchWithinMIDRanges(t *testing.T) {
 				t.Errorf("%s: subject contains in [%v, %v) = %v (total %d), want %v", label, w.start, w.end, got, page.Total, w.want)
 			}
 			// The same window in the search grammar (inclusive bounds), on
-			// messages_fts and on urls_fts (rowid = MID << 16 + index).
+			// a message field and on URLs.
 			for _, term := range []string{"subject:voice", "url:/invoice", "-url:nothing.example"} {
 				q := term
 				if !w.start.IsZero() {

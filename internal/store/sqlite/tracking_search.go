@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	msqlite "modernc.org/sqlite"
 
@@ -85,28 +84,27 @@ func prefixRange(p netip.Prefix) (lo, hi string) {
 	return hex.EncodeToString(first[:]), hex.EncodeToString(last[:])
 }
 
-// textCol is a folded text field for substring terms: its column in an FTS5
-// trigram table, and the scan that replaces the FTS lookup for values of
-// fewer than 3 characters (which trigrams cannot look up).
+// textCol is a folded text field for substring terms: its field in the
+// substring index, and its exact condition on m with one ? for the folded
+// value (which also answers values of fewer than 3 characters, which
+// trigrams cannot look up).
 type textCol struct {
-	fts, col string // FTS table and column
-	rowMID   string // the MID of an FTS row
-	scan     string // condition on m with one ? for the folded value
-	rowShift int    // an FTS rowid is MID << rowShift + a part's index
+	field gramField
+	scan  string
 }
 
 var (
-	colSubject     = textCol{"messages_fts", "subject", "rowid", "instr(m.subject_lc, ?) > 0", 0}
-	colSender      = textCol{"messages_fts", "sender", "rowid", "instr(m.sender_lc, ?) > 0", 0}
-	colReplyTo     = textCol{"messages_fts", "reply_to", "rowid", "instr(m.reply_to_lc, ?) > 0", 0}
-	colRecipients  = textCol{"messages_fts", "recipients", "rowid", "EXISTS (SELECT 1 FROM recipients x WHERE x.mid = m.mid AND instr(x.address_lc, ?) > 0)", 0}
-	colAttachments = textCol{"messages_fts", "attachments", "rowid", "EXISTS (SELECT 1 FROM attachments x WHERE x.mid = m.mid AND instr(x.name_lc, ?) > 0)", 0}
-	colHeaderFrom  = textCol{"search_fts", "header_from", "rowid", "instr(sightline_fold(m.header_from || char(10) || m.friendly_from), ?) > 0", 0}
-	colBody        = textCol{"search_fts", "body", "rowid", "instr(sightline_fold(m.body_snippet), ?) > 0", 0}
-	colHost        = textCol{"search_fts", "host", "rowid", "instr(sightline_fold(m.reverse_dns || char(10) || m.helo), ?) > 0", 0}
-	colHeaderTo    = textCol{"search_fts", "header_to", "rowid", "instr(sightline_fold(m.header_to), ?) > 0", 0}
-	colHeaderCc    = textCol{"search_fts", "header_cc", "rowid", "instr(sightline_fold(m.header_cc), ?) > 0", 0}
-	colURL         = textCol{"urls_fts", "url", "rowid >> 16", "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid AND instr(sightline_fold(x.url), ?) > 0)", 16}
+	colSubject     = textCol{gramSubject, "instr(m.subject_lc, ?) > 0"}
+	colSender      = textCol{gramSender, "instr(m.sender_lc, ?) > 0"}
+	colReplyTo     = textCol{gramReplyTo, "instr(m.reply_to_lc, ?) > 0"}
+	colRecipients  = textCol{gramRecipients, "EXISTS (SELECT 1 FROM recipients x WHERE x.mid = m.mid AND instr(x.address_lc, ?) > 0)"}
+	colAttachments = textCol{gramAttachments, "EXISTS (SELECT 1 FROM attachments x WHERE x.mid = m.mid AND instr(x.name_lc, ?) > 0)"}
+	colHeaderFrom  = textCol{gramHeaderFrom, "instr(sightline_fold(m.header_from || char(10) || m.friendly_from), ?) > 0"}
+	colBody        = textCol{gramBody, "instr(sightline_fold(m.body_snippet), ?) > 0"}
+	colHost        = textCol{gramHost, "instr(sightline_fold(m.reverse_dns || char(10) || m.helo), ?) > 0"}
+	colHeaderTo    = textCol{gramHeaderTo, "instr(sightline_fold(m.header_to), ?) > 0"}
+	colHeaderCc    = textCol{gramHeaderCc, "instr(sightline_fold(m.header_cc), ?) > 0"}
+	colURL         = textCol{gramURL, "EXISTS (SELECT 1 FROM urls x WHERE x.mid = m.mid AND instr(sightline_fold(x.url), ?) > 0)"}
 )
 
 // substringCols are the fields of each substring key.
@@ -123,54 +121,55 @@ var substringCols = map[tracking.Key][]textCol{
 	tracking.KeyURL:       {colURL},
 }
 
-// contains is the condition that any of cols holds the substring v.
-// With mids (the lowest and highest MID of the search's window, see
-// midRange), each FTS lookup reads only that range of its posting lists.
-func contains(v string, cols []textCol, mids []int64) (string, []any) {
-	v = tracking.Fold(v)
-	var ors []string
-	var args []any
-	if utf8.RuneCountInString(v) < 3 {
-		for _, c := range cols {
-			ors = append(ors, c.scan)
-			args = append(args, v)
-		}
-		return "(" + strings.Join(ors, " OR ") + ")", args
+// fieldsOf returns the index fields of cols.
+func fieldsOf(cols []textCol) []gramField {
+	fs := make([]gramField, len(cols))
+	for i, c := range cols {
+		fs[i] = c.field
 	}
-	// One lookup per FTS table, over all its columns at once.
-	phrase := `"` + strings.ReplaceAll(v, `"`, `""`) + `"`
-	var tables []textCol
-	names := map[string][]string{}
-	for _, c := range cols {
-		if names[c.fts] == nil {
-			tables = append(tables, c)
-		}
-		names[c.fts] = append(names[c.fts], c.col)
-	}
-	for _, t := range tables {
-		lookup, la := ftsLookup(t, "{"+strings.Join(names[t.fts], " ")+"} : "+phrase, mids)
-		ors, args = append(ors, "m.mid IN ("+lookup+")"), append(args, la...)
-	}
-	// Messages not indexed yet are checked by scanning.
-	var scans []string
-	for _, c := range cols {
-		scans = append(scans, c.scan)
-		args = append(args, v)
-	}
-	ors = append(ors, "(m.mid IN (SELECT mid FROM search_queue) AND ("+strings.Join(scans, " OR ")+"))")
-	return "(" + strings.Join(ors, " OR ") + ")", args
+	return fs
 }
 
-// ftsLookup is the query of the MIDs whose rows of t's FTS table match
-// (an FTS5 query), only among mids (lowest and highest, see midRange) when
-// it is not nil: FTS5 then seeks into its posting lists instead of reading
-// them whole.
-func ftsLookup(t textCol, match string, mids []int64) (string, []any) {
-	q, args := "SELECT "+t.rowMID+" FROM "+t.fts+" WHERE "+t.fts+" MATCH ?", []any{match}
-	if mids == nil {
-		return q, args
+// contains is the condition that any of cols holds the substring v: the
+// exact check of each col, on the candidates that subs found in the
+// substring index and on the messages not indexed yet. Without
+// candidates (v is too short, or was not looked up) every message is
+// checked.
+func contains(v string, cols []textCol, subs substrings) (string, []any) {
+	v = tracking.Fold(v)
+	scans := make([]string, len(cols))
+	args := make([]any, 0, len(cols)+1)
+	for i, c := range cols {
+		scans[i] = c.scan
+		args = append(args, v)
 	}
-	return q + " AND rowid BETWEEN ? AND ?", append(args, mids[0]<<t.rowShift, mids[1]<<t.rowShift|(1<<t.rowShift-1))
+	cond := "(" + strings.Join(scans, " OR ") + ")"
+	if cands, ok := subs.candidates(fieldsOf(cols), v); ok {
+		return "(" + candidatesIn + " AND " + cond + ")", append([]any{cands}, args...)
+	}
+	return cond, args
+}
+
+// candidatesIn is the condition that m is a candidate of the substring
+// index (a JSON array, the argument) or not indexed yet.
+const candidatesIn = "m.mid IN (SELECT value FROM json_each(?) UNION ALL SELECT mid FROM search_queue)"
+
+// substringNeeds returns the lookups of the substring terms of s.
+func substringNeeds(s tracking.Search) []substringKey {
+	var needs []substringKey
+	for _, t := range s.Terms {
+		cols, ok := substringCols[t.Key]
+		if v := tracking.Fold(t.Value); ok && indexable(v) && !exactTerm(t) {
+			needs = append(needs, keyOf(fieldsOf(cols), v))
+		}
+	}
+	return needs
+}
+
+// exactTerm reports whether t, of a substring key, is answered otherwise
+// (a whole URL, by its index).
+func exactTerm(t tracking.Term) bool {
+	return t.Key == tracking.KeyURL && strings.Contains(t.Value, "://")
 }
 
 // statusPrefix is the condition that the message status begins with p.
@@ -206,7 +205,7 @@ var flagConds = map[string]func() (string, []any){
 // termCond returns the condition of t, negation included, and whether it
 // is answered by an index lookup of few rows (see searchWhere). timeCol is
 // how to name the injection time.
-func termCond(t tracking.Term, timeCol string, mids []int64) (cond string, args []any, selective bool) {
+func termCond(t tracking.Term, timeCol string, subs substrings) (cond string, args []any, selective bool) {
 	switch t.Key {
 	case tracking.KeyAfter, tracking.KeyBefore:
 		// Negated, an inclusive bound turns round: -after:d is "at or
@@ -223,7 +222,7 @@ func termCond(t tracking.Term, timeCol string, mids []int64) (cond string, args 
 		}
 		return "m.size " + op + " ?", []any{t.Size}, false
 	}
-	cond, args, selective = positiveCond(t, mids)
+	cond, args, selective = positiveCond(t, subs)
 	if t.Negated {
 		return "NOT " + cond, args, false
 	}
@@ -233,7 +232,7 @@ func termCond(t tracking.Term, timeCol string, mids []int64) (cond string, args 
 // positiveCond is the condition of t without its negation. For list
 // fields it holds when any element matches, so that its negation holds
 // when none does.
-func positiveCond(t tracking.Term, mids []int64) (string, []any, bool) {
+func positiveCond(t tracking.Term, subs substrings) (string, []any, bool) {
 	switch t.Key {
 	case tracking.KeyIs, tracking.KeyHas:
 		c, a := flagConds[string(t.Key)+":"+t.Value]()
@@ -262,14 +261,14 @@ func positiveCond(t tracking.Term, mids []int64) (string, []any, bool) {
 				" OR m.mid IN (SELECT mid FROM recipients WHERE domain = ? OR (sightline_reverse(domain) >= ? AND sightline_reverse(domain) < ?)))",
 			[]any{base, lo, lo + "\xff", base, lo, lo + "\xff"}, true
 	case tracking.KeyURL:
-		if strings.Contains(t.Value, "://") {
+		if exactTerm(t) {
 			return "(m.mid IN (SELECT mid FROM urls WHERE sightline_fold(url) = ?))", []any{tracking.Fold(t.Value)}, true
 		}
 	case tracking.KeyStatus:
 		return "(instr(sightline_fold(m.status), ?) > 0)", []any{tracking.Fold(t.Value)}, false
 	}
-	c, a := contains(t.Value, substringCols[t.Key], mids)
-	return c, a, utf8.RuneCountInString(t.Value) >= 3
+	c, a := contains(t.Value, substringCols[t.Key], subs)
+	return c, a, indexable(tracking.Fold(t.Value))
 }
 
 // searchWindow is the injection-time window [start, end) that s's after:
@@ -296,7 +295,7 @@ func searchWindow(s tracking.Search) (start, end time.Time) {
 // the injection time: with a positive term answered by an index lookup of
 // few rows, a unary + keeps SQLite from walking the time index instead
 // (its statistics cannot tell a narrow lookup from a wide one).
-func searchWhere(s tracking.Search, mids []int64) (w where, timeCol string) {
+func searchWhere(s tracking.Search, subs substrings) (w where, timeCol string) {
 	timeCol = "m.injected_at"
 	for _, t := range s.Terms {
 		if _, _, sel := termCond(t, timeCol, nil); sel {
@@ -305,8 +304,11 @@ func searchWhere(s tracking.Search, mids []int64) (w where, timeCol string) {
 		}
 	}
 	for _, t := range s.Terms {
-		c, a, _ := termCond(t, timeCol, mids)
+		c, a, _ := termCond(t, timeCol, subs)
 		w.add(c, a...)
+		if _, ok := subs.candidates(fieldsOf(substringCols[t.Key]), tracking.Fold(t.Value)); ok && !t.Negated {
+			w.candidates = true
+		}
 	}
 	return w, timeCol
 }
@@ -320,35 +322,53 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 		return tracking.SearchPage{}, wrapDB("search messages", err)
 	}
 	defer tx.Rollback()
-	var mids []int64
-	if start, end := searchWindow(q.Search); !start.IsZero() || !end.IsZero() {
-		if mids, err = midRange(ctx, tx, start, end); err != nil {
-			return tracking.SearchPage{}, wrapDB("search messages", err)
-		}
+	start, end := searchWindow(q.Search)
+	subs, err := lookupSubstrings(ctx, tx, substringNeeds(q.Search), start, end)
+	if err != nil {
+		return tracking.SearchPage{}, wrapDB("search messages", err)
 	}
-	w, timeCol := searchWhere(q.Search, mids)
+	w, timeCol := searchWhere(q.Search, subs)
 
 	var page tracking.SearchPage
-	countArgs := append(w.args[:len(w.args):len(w.args)], tracking.SearchCountLimit+1)
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages m`+w.sql()+` LIMIT ?)`, countArgs...).Scan(&page.Total); err != nil {
-		return tracking.SearchPage{}, wrapDB("count messages", err)
+	var msgs []*tracking.Message
+	limit, readPage := q.PageLimit(), true
+	if w.candidates {
+		// One pass reads and checks the candidates for both the count and
+		// the page.
+		ms, err := readMatches(ctx, tx, `SELECT m.mid, m.injected_at FROM messages m`+w.sql()+` LIMIT ?`, w.args, tracking.SearchCountLimit)
+		if err != nil {
+			return tracking.SearchPage{}, wrapDB("search messages", err)
+		}
+		if page.Total = len(ms); page.Total <= tracking.SearchCountLimit {
+			if q.After != nil {
+				ms = ms.before(q.After.InjectedAt.UnixNano(), q.After.MID)
+			}
+			if msgs, err = messagesByMID(ctx, tx, ms.newest(limit+1)); err != nil {
+				return tracking.SearchPage{}, wrapDB("search messages", err)
+			}
+			readPage = false
+		}
+	} else {
+		countArgs := append(w.args[:len(w.args):len(w.args)], tracking.SearchCountLimit+1)
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages m`+w.sql()+` LIMIT ?)`, countArgs...).Scan(&page.Total); err != nil {
+			return tracking.SearchPage{}, wrapDB("count messages", err)
+		}
 	}
 	if page.Total > tracking.SearchCountLimit {
 		page.Total, page.TotalCapped = tracking.SearchCountLimit, true
 	}
-
-	if q.After != nil {
-		w.add("("+timeCol+", m.mid) < (?, ?)", q.After.InjectedAt.UnixNano(), q.After.MID)
-	}
-	limit := q.PageLimit()
-	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m`+w.sql()+
-		` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`, append(w.args, limit+1)...)
-	if err != nil {
-		return tracking.SearchPage{}, wrapDB("search messages", err)
-	}
-	msgs, err := scanMessages(rows)
-	if err != nil {
-		return tracking.SearchPage{}, wrapDB("search messages", err)
+	if readPage {
+		if q.After != nil {
+			w.add("("+timeCol+", m.mid) < (?, ?)", q.After.InjectedAt.UnixNano(), q.After.MID)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m`+w.sql()+
+			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`, append(w.args, limit+1)...)
+		if err != nil {
+			return tracking.SearchPage{}, wrapDB("search messages", err)
+		}
+		if msgs, err = scanMessages(rows); err != nil {
+			return tracking.SearchPage{}, wrapDB("search messages", err)
+		}
 	}
 	if len(msgs) > limit {
 		msgs = msgs[:limit]

@@ -122,9 +122,10 @@ func TestSearchMessagesPlans(t *testing.T) {
 		{"md5:" + strings.Repeat("ab", 16), "attachments_md5"},
 		{"url:https://x.example/", "urls_url_folded"},
 		{"message-id:a@b", "messages_message_id"},
-		{"from:alice", "messages_fts"},
-		{"host:relay", "search_fts"},
-		{"url:tracker", "urls_fts"},
+		// Substring terms: the candidates of the substring index drive.
+		{"from:alice", "SEARCH m USING INTEGER PRIMARY KEY"},
+		{"host:relay", "SEARCH m USING INTEGER PRIMARY KEY"},
+		{"url:tracker", "SEARCH m USING INTEGER PRIMARY KEY"},
 		{"mid:7", "INTEGER PRIMARY KEY"},
 		{"after:2026-01-01", "messages_time"},
 	}
@@ -133,7 +134,16 @@ func TestSearchMessagesPlans(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseSearch(%q): %v", tt.q, err)
 		}
-		w, _ := searchWhere(sq, nil)
+		tx, err := s.beginRead(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs, err := lookupSubstrings(context.Background(), tx, substringNeeds(sq), time.Time{}, time.Time{})
+		tx.Rollback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, _ := searchWhere(sq, subs)
 		text := strings.Join(queryPlan(t, s.db.R, `SELECT mid FROM messages m`+w.sql()+
 			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...), "\n")
 		if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN m\n") || strings.HasSuffix(text, "SCAN m") {

@@ -1,0 +1,389 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	msqlite "modernc.org/sqlite"
+)
+
+// The substring index of Message Tracking: for each chunk of chunkMIDs
+// consecutive MIDs, each text field and each trigram (three runes of the
+// folded text), the set of the chunk's MIDs whose field holds the trigram,
+// as a bitmap:
+//
+//	grams (chunk, field, gram) → mids
+//
+// A "contains" search ANDs the bitmaps of its value's trigrams in each
+// chunk of its window's MIDs (midRange), ORs the fields it looks in, and
+// hands the candidates to SQL, which checks each one exactly (instr on the
+// folded text), once for both the count and the page (readMatches). So the
+// index need only be a superset: a message saved again with other text
+// leaves bits that the exact check discards, and nothing is ever removed.
+//
+// A bitmap costs a few bytes where a trigram is rare and at most 512 bytes
+// per 4,096 MIDs where it is common, and the AND of common trigrams is a
+// few word operations per 64 messages. The chunk leads the key so that the
+// indexer, which writes the newest MIDs, rewrites the pages of one region
+// of the table rather than a page per trigram all over it; a lookup seeks
+// each (chunk, field, trigram) of its window instead. (The FTS5 trigram
+// tables this replaces decoded a position list per trigram per message:
+// tens to hundreds of milliseconds for two common words over a month of a
+// large store.)
+
+// gramField is a text field of the substring index.
+type gramField uint8
+
+const (
+	gramSubject gramField = iota + 1
+	gramSender
+	gramReplyTo
+	gramRecipients // each address
+	gramAttachments
+	gramDomains // the sender's, then each recipient's
+	gramHeaderFrom
+	gramBody
+	gramHost
+	gramHeaderTo
+	gramHeaderCc
+	gramURL // each URL
+)
+
+// A chunk holds the index bits of chunkMIDs consecutive MIDs. Its largest
+// encoding, a 512-byte bitmap, fits in a B-tree cell of a 4 KiB page.
+const (
+	chunkShift = 12
+	chunkMIDs  = 1 << chunkShift
+	chunkWords = chunkMIDs / 64
+	chunkBytes = chunkWords * 8
+)
+
+// chunkBits is one chunk's set of MIDs, bit i for the MID chunk<<chunkShift + i.
+type chunkBits [chunkWords]uint64
+
+// encodeChunk returns the stored form of the sorted, distinct offsets in a
+// chunk: two little-endian bytes per offset when that is shorter than the
+// bitmap, else the bitmap (chunkBytes long, which a list never is).
+func encodeChunk(offsets []uint16) []byte {
+	if len(offsets)*2 < chunkBytes {
+		out := make([]byte, 0, len(offsets)*2)
+		for _, o := range offsets {
+			out = binary.LittleEndian.AppendUint16(out, o)
+		}
+		return out
+	}
+	var b chunkBits
+	for _, o := range offsets {
+		b[o/64] |= 1 << (o % 64)
+	}
+	return b.encode()
+}
+
+// encode returns the stored form of b (see encodeChunk).
+func (b *chunkBits) encode() []byte {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	if n*2 < chunkBytes {
+		out := make([]byte, 0, n*2)
+		for i, w := range b {
+			for ; w != 0; w &= w - 1 {
+				out = binary.LittleEndian.AppendUint16(out, uint16(i*64+bits.TrailingZeros64(w)))
+			}
+		}
+		return out
+	}
+	out := make([]byte, chunkBytes)
+	for i, w := range b {
+		binary.LittleEndian.PutUint64(out[i*8:], w)
+	}
+	return out
+}
+
+// decode sets b to the stored chunk p.
+func (b *chunkBits) decode(p []byte) error {
+	if len(p) == chunkBytes {
+		for i := range b {
+			b[i] = binary.LittleEndian.Uint64(p[i*8:])
+		}
+		return nil
+	}
+	if len(p)%2 != 0 || len(p) > chunkBytes {
+		return fmt.Errorf("substring index: a chunk of %d bytes", len(p))
+	}
+	*b = chunkBits{}
+	for i := 0; i < len(p); i += 2 {
+		o := binary.LittleEndian.Uint16(p[i:])
+		b[o/64&(chunkWords-1)] |= 1 << (o % 64)
+	}
+	return nil
+}
+
+// The upsert of IndexPending merges a chunk's new bits into the stored ones
+// with sightline_mids_or.
+func init() {
+	msqlite.MustRegisterDeterministicScalarFunction("sightline_mids_or", 2, func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		var a, b chunkBits
+		for i, d := range []*chunkBits{&a, &b} {
+			p, ok := args[i].([]byte)
+			if !ok {
+				return nil, fmt.Errorf("sightline_mids_or: argument %d is %T, not a blob", i+1, args[i])
+			}
+			if err := d.decode(p); err != nil {
+				return nil, err
+			}
+		}
+		for i := range a {
+			a[i] |= b[i]
+		}
+		return a.encode(), nil
+	})
+}
+
+// gramOf packs three runes into one key: 21 bits each.
+func gramOf(a, b, c rune) int64 { return int64(a)<<42 | int64(b)<<21 | int64(c) }
+
+// eachGram calls f with every trigram of s, repeats included.
+func eachGram(s string, f func(int64)) {
+	var r0, r1 rune
+	n := 0
+	for _, r := range s {
+		if n >= 2 {
+			f(gramOf(r0, r1, r))
+		}
+		r0, r1 = r1, r
+		n++
+	}
+}
+
+// gramsOf returns the distinct trigrams of s.
+func gramsOf(s string) []int64 {
+	var gs []int64
+	eachGram(s, func(g int64) {
+		if !slices.Contains(gs, g) {
+			gs = append(gs, g)
+		}
+	})
+	return gs
+}
+
+// gramKey is one row of grams.
+type gramKey struct {
+	field gramField
+	gram  int64
+	chunk int64
+}
+
+// gramBatch collects the trigrams of the messages one IndexPending indexes,
+// which come in increasing MID order: each key's offsets stay sorted.
+type gramBatch map[gramKey][]uint16
+
+// add records the trigrams of the folded text s of field in message mid.
+func (b gramBatch) add(field gramField, mid int64, s string) {
+	chunk, off := mid>>chunkShift, uint16(mid&(chunkMIDs-1))
+	eachGram(s, func(g int64) {
+		k := gramKey{field, g, chunk}
+		if offs := b[k]; len(offs) == 0 || offs[len(offs)-1] != off {
+			b[k] = append(offs, off)
+		}
+	})
+}
+
+// write merges the batch into grams with upsert, in key order.
+func (b gramBatch) write(ctx context.Context, upsert *sql.Stmt) error {
+	keys := make([]gramKey, 0, len(b))
+	for k := range b {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(x, y gramKey) int {
+		return cmp.Or(cmp.Compare(x.chunk, y.chunk), cmp.Compare(x.field, y.field), cmp.Compare(x.gram, y.gram))
+	})
+	for _, k := range keys {
+		if _, err := upsert.ExecContext(ctx, k.field, k.gram, k.chunk, encodeChunk(b[k])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const upsertGramSQL = `INSERT INTO grams (field, gram, chunk, mids) VALUES (?, ?, ?, ?)
+	ON CONFLICT (chunk, field, gram) DO UPDATE SET mids = sightline_mids_or(mids, excluded.mids)`
+
+// substringKey names one lookup: the fields, as bytes, and the folded value.
+type substringKey struct{ fields, value string }
+
+func keyOf(fields []gramField, v string) substringKey {
+	b := make([]byte, len(fields))
+	for i, f := range fields {
+		b[i] = byte(f)
+	}
+	return substringKey{string(b), v}
+}
+
+// substrings holds, for each substring a search looks up, the candidate
+// MIDs of its window as a JSON array (for json_each).
+type substrings map[substringKey]string
+
+// candidates returns the JSON array of the MIDs that may hold v in one of
+// fields, and false when v was not looked up (the caller then scans).
+func (s substrings) candidates(fields []gramField, v string) (string, bool) {
+	c, ok := s[keyOf(fields, v)]
+	return c, ok
+}
+
+// lookupSubstrings looks up each substring need (a folded value of at
+// least 3 runes, with its fields) among the MIDs of the window [start,
+// end), a zero bound being open.
+func lookupSubstrings(ctx context.Context, tx cachedTx, needs []substringKey, start, end time.Time) (substrings, error) {
+	if len(needs) == 0 {
+		return nil, nil
+	}
+	mids, err := midRange(ctx, tx, start, end)
+	if err != nil {
+		return nil, err
+	}
+	l := &gramLookup{tx: tx, lo: mids[0], hi: mids[1]}
+	out := make(substrings, len(needs))
+	for _, k := range needs {
+		if _, done := out[k]; done {
+			continue
+		}
+		if out[k], err = l.candidates(ctx, k); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// gramLookup reads the index over the MIDs lo to hi.
+type gramLookup struct {
+	tx     cachedTx
+	lo, hi int64
+}
+
+// lookupGramSQL reads the rows of the fields (?3) and trigrams (?4, JSON
+// arrays) in the chunks ?1 to ?2: one seek each in the primary key.
+const lookupGramSQL = `WITH RECURSIVE c (chunk) AS (SELECT ?1 UNION ALL SELECT chunk + 1 FROM c WHERE chunk < ?2)
+	SELECT g.chunk, g.field, g.mids FROM c JOIN grams g ON g.chunk = c.chunk
+	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
+
+// candidates returns the JSON array of the MIDs, newest first, whose fields
+// k.fields may hold the value k.value: every trigram of it in one field.
+func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, error) {
+	if l.hi < l.lo {
+		return "[]", nil
+	}
+	c0, c1 := l.lo>>chunkShift, l.hi>>chunkShift
+	n := int(c1 - c0 + 1)
+	grams := gramsOf(k.value)
+	// For field i of k.fields and chunk j: and[i*n+j] is the AND of the
+	// trigrams found so far, found[i*n+j] how many.
+	and := make([]chunkBits, len(k.fields)*n)
+	found := make([]int, len(and))
+	slot := map[int64]int{}
+	for i, f := range []byte(k.fields) {
+		slot[int64(f)] = i * n
+	}
+	rows, err := l.tx.QueryContext(ctx, lookupGramSQL, c0, c1, jsonInts(slot), jsonInts(grams))
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var cur chunkBits
+	for rows.Next() {
+		var chunk, field int64
+		var p sql.RawBytes
+		if err := rows.Scan(&chunk, &field, &p); err != nil {
+			return "", err
+		}
+		if err := cur.decode(p); err != nil {
+			return "", err
+		}
+		i := slot[field] + int(chunk-c0)
+		if found[i] == 0 {
+			and[i] = cur
+		} else {
+			for w := range cur {
+				and[i][w] &= cur[w]
+			}
+		}
+		found[i]++
+	}
+	if err := rows.Err(); err != nil {
+		return "", err
+	}
+	union := make([]chunkBits, n)
+	for i := range and {
+		if found[i] == len(grams) {
+			for w := range and[i] {
+				union[i%n][w] |= and[i][w]
+			}
+		}
+	}
+	return midsJSON(union, c0, l.lo, l.hi), nil
+}
+
+// jsonInts returns a JSON array of the integers (the keys of a map).
+func jsonInts[T []int64 | map[int64]int](v T) string {
+	var sb strings.Builder
+	sb.WriteByte('[')
+	add := func(x int64) {
+		if sb.Len() > 1 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(strconv.FormatInt(x, 10))
+	}
+	switch v := any(v).(type) {
+	case []int64:
+		for _, x := range v {
+			add(x)
+		}
+	case map[int64]int:
+		for x := range v {
+			add(x)
+		}
+	}
+	sb.WriteByte(']')
+	return sb.String()
+}
+
+// midsJSON returns the MIDs of chunks (the first being chunk c0) between lo
+// and hi as a JSON array, newest first.
+func midsJSON(chunks []chunkBits, c0, lo, hi int64) string {
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := len(chunks) - 1; i >= 0; i-- {
+		base := (c0 + int64(i)) << chunkShift
+		for w := chunkWords - 1; w >= 0; w-- {
+			for word := chunks[i][w]; word != 0; {
+				top := 63 - bits.LeadingZeros64(word)
+				word &^= 1 << top
+				mid := base + int64(w*64+top)
+				if mid < lo || mid > hi {
+					continue
+				}
+				if sb.Len() > 1 {
+					sb.WriteByte(',')
+				}
+				sb.WriteString(strconv.FormatInt(mid, 10))
+			}
+		}
+	}
+	sb.WriteByte(']')
+	return sb.String()
+}
+
+// indexable reports whether the folded value v can be looked up: a trigram
+// needs 3 runes.
+func indexable(v string) bool { return utf8.RuneCountInString(v) >= 3 }
