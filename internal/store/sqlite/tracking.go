@@ -628,7 +628,7 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 			}
 			return page, nil
 		}
-		page.Total = len(ms)
+		page.Total, p.page = len(ms), scanCandidates(p.page)
 	} else {
 		countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
 		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {

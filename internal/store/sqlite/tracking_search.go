@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -153,6 +154,25 @@ func contains(v string, cols []textCol, subs substrings) (string, []any) {
 // candidatesIn is the condition that m is a candidate of the substring
 // index (a JSON array, the argument) or not indexed yet.
 const candidatesIn = "m.mid IN (SELECT value FROM json_each(?) UNION ALL SELECT mid FROM search_queue)"
+
+// scanCandidates returns query with its candidates only checked, not
+// looked up: the unary + lets SQLite read the newest rows of the time index
+// first instead. A page of a search with more matches than it counts is
+// among its newest rows, while reading every candidate would take as long
+// as the count again.
+func scanCandidates(query string) string {
+	return strings.ReplaceAll(query, candidatesIn, "+"+candidatesIn)
+}
+
+// scanCandidates returns w with its candidates only checked (see
+// scanCandidates).
+func (w where) scanCandidates() where {
+	w.clauses = slices.Clone(w.clauses)
+	for i, c := range w.clauses {
+		w.clauses[i] = scanCandidates(c)
+	}
+	return w
+}
 
 // substringNeeds returns the lookups of the substring terms of s.
 func substringNeeds(s tracking.Search) []substringKey {
@@ -339,7 +359,9 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 		if err != nil {
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}
-		if page.Total = len(ms); page.Total <= tracking.SearchCountLimit {
+		if page.Total = len(ms); page.Total > tracking.SearchCountLimit {
+			w = w.scanCandidates()
+		} else {
 			if q.After != nil {
 				ms = ms.before(q.After.InjectedAt.UnixNano(), q.After.MID)
 			}
