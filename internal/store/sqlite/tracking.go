@@ -609,26 +609,22 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		limit = DefaultCountLimit
 	}
 	var page tracking.Page
+	readPage := true
 	if p.matches != "" {
 		// One pass reads and checks the candidates for both the count and
 		// the page.
-		ms, err := readMatches(ctx, tx, p.matches, p.args, limit)
-		if err != nil {
+		var ms matchList
+		if ms, err = readMatches(ctx, tx, p.matches, p.args, limit); err != nil {
 			return tracking.Page{}, wrapDB("search tracking", err)
 		}
-		if len(ms) <= limit {
-			page.Total = len(ms)
+		switch page.Total = len(ms); {
+		case page.Total <= limit:
 			from := min(max(q.Offset, 0), len(ms))
 			page.Messages, err = messagesByMID(ctx, tx, ms.newest(from + q.PageLimit())[from:])
-			if err == nil {
-				err = loadChildren(ctx, tx, page.Messages)
-			}
-			if err != nil {
-				return tracking.Page{}, wrapDB("search tracking", err)
-			}
-			return page, nil
+			readPage = false
+		case page.Total >= scanPageMatches:
+			p.page = scanCandidates(p.page)
 		}
-		page.Total, p.page = len(ms), scanCandidates(p.page)
 	} else {
 		countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
 		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
@@ -638,9 +634,11 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	if page.Total > limit {
 		page.Total, page.TotalCapped = limit, true
 	}
-	if p.byDay != nil {
+	switch {
+	case !readPage:
+	case p.byDay != nil:
 		page.Messages, err = pageByDay(ctx, tx, *p.byDay, p.subs, q.PageLimit(), max(q.Offset, 0))
-	} else {
+	default:
 		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
 		var rows *sql.Rows
 		if rows, err = tx.QueryContext(ctx, p.page, pageArgs...); err == nil {

@@ -151,15 +151,20 @@ func contains(v string, cols []textCol, subs substrings) (string, []any) {
 	return cond, args
 }
 
+// scanPageMatches is how many matches make a search's page quicker to
+// find by reading the newest rows (scanCandidates): one in 1,000 rows of
+// ten million.
+const scanPageMatches = 10_000
+
 // candidatesIn is the condition that m is a candidate of the substring
 // index (a JSON array, the argument) or not indexed yet.
 const candidatesIn = "m.mid IN (SELECT value FROM json_each(?) UNION ALL SELECT mid FROM search_queue)"
 
 // scanCandidates returns query with its candidates only checked, not
 // looked up: the unary + lets SQLite read the newest rows of the time index
-// first instead. A page of a search with more matches than it counts is
-// among its newest rows, while reading every candidate would take as long
-// as the count again.
+// first instead. A search with more matches than it counts, and at least
+// scanPageMatches, finds its page among its newest rows, while reading
+// every candidate would take as long as the count again.
 func scanCandidates(query string) string {
 	return strings.ReplaceAll(query, candidatesIn, "+"+candidatesIn)
 }
@@ -360,7 +365,9 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}
 		if page.Total = len(ms); page.Total > tracking.SearchCountLimit {
-			w = w.scanCandidates()
+			if page.Total >= scanPageMatches {
+				w = w.scanCandidates()
+			}
 		} else {
 			if q.After != nil {
 				ms = ms.before(q.After.InjectedAt.UnixNano(), q.After.MID)
