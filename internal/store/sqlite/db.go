@@ -87,7 +87,14 @@ func Open(ctx context.Context, path string, o Options, migrations []Migration) (
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	r.SetMaxOpenConns(max(4, 2*runtime.GOMAXPROCS(0)))
+	// Keep every reader open: database/sql keeps two idle by default and
+	// closes the others when they are put back, so under concurrent reads
+	// connections were closed and opened all the time, each close freeing
+	// the page cache that the next connection read again from the file,
+	// and each open preparing its statements anew.
+	readers := max(4, 2*runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
 	db.R = r
 	return db, nil
 }
