@@ -291,11 +291,12 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 	// trigrams found so far, found[i*n+j] how many.
 	and := make([]chunkBits, len(k.fields)*n)
 	found := make([]int, len(and))
-	slot := map[int64]int{}
+	slot := map[int64]int{} // a field's first index in and
+	fields := make([]int64, len(k.fields))
 	for i, f := range []byte(k.fields) {
-		slot[int64(f)] = i * n
+		fields[i], slot[int64(f)] = int64(f), i*n
 	}
-	rows, err := l.tx.QueryContext(ctx, lookupGramSQL, c0, c1, jsonInts(slot), jsonInts(grams))
+	rows, err := l.tx.QueryContext(ctx, lookupGramSQL, c0, c1, jsonInts(fields), jsonInts(grams))
 	if err != nil {
 		return "", err
 	}
@@ -334,25 +335,15 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 	return midsJSON(union, c0, l.lo, l.hi), nil
 }
 
-// jsonInts returns a JSON array of the integers (the keys of a map).
-func jsonInts[T []int64 | map[int64]int](v T) string {
+// jsonInts returns a JSON array of xs.
+func jsonInts(xs []int64) string {
 	var sb strings.Builder
 	sb.WriteByte('[')
-	add := func(x int64) {
-		if sb.Len() > 1 {
+	for i, x := range xs {
+		if i > 0 {
 			sb.WriteByte(',')
 		}
 		sb.WriteString(strconv.FormatInt(x, 10))
-	}
-	switch v := any(v).(type) {
-	case []int64:
-		for _, x := range v {
-			add(x)
-		}
-	case map[int64]int:
-		for x := range v {
-			add(x)
-		}
 	}
 	sb.WriteByte(']')
 	return sb.String()
