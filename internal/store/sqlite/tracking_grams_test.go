@@ -281,3 +281,30 @@ func mids(ms []*tracking.Message) []int64 {
 	}
 	return out
 }
+
+// TestLookupGrams checks that a lookup reads every trigram of a short
+// value, and of a longer one a subset that holds every rune of it.
+func TestLookupGrams(t *testing.T) {
+	for _, v := range []string{"abc", "abcdefgh", "abcdefghi", "approval invoice", "réunion équipe 2026", "aaaaaaaaaaaaaaaa", "0123456789"} {
+		got, all := lookupGrams(v), gramsOf(v)
+		if len(all) < coverFrom {
+			if !slices.Equal(got, all) {
+				t.Errorf("lookupGrams(%q) = %d trigrams, want all %d", v, len(got), len(all))
+			}
+			continue
+		}
+		if len(got) >= len(all) {
+			t.Errorf("lookupGrams(%q) = %d trigrams of %d, want fewer", v, len(got), len(all))
+		}
+		r := []rune(v)
+		covered := make([]bool, len(r))
+		for i := 0; i+3 <= len(r); i++ {
+			if slices.Contains(got, gramOf(r[i], r[i+1], r[i+2])) {
+				covered[i], covered[i+1], covered[i+2] = true, true, true
+			}
+		}
+		if i := slices.Index(covered, false); i >= 0 {
+			t.Errorf("lookupGrams(%q) leaves rune %d (%q) out", v, i, r[i])
+		}
+	}
+}
