@@ -24,8 +24,9 @@ import (
 //
 //	grams (chunk, field, gram) → mids
 //
-// A "contains" search ANDs the bitmaps of its value's trigrams in each
-// chunk of its window's MIDs (midRange), ORs the fields it looks in, and
+// A "contains" search ANDs the bitmaps of its value's trigrams (of a long
+// value, a subset that holds every rune: lookupGrams) in each chunk of its
+// window's MIDs (midRange), ORs the fields it looks in, and
 // hands the candidates to SQL, which checks each one exactly (instr on the
 // folded text), once for both the count and the page (readMatches). So the
 // index need only be a superset: a message saved again with other text
