@@ -72,17 +72,8 @@ const (
 // chunkBits is one chunk's set of MIDs, bit i for the MID chunk<<chunkShift + i.
 type chunkBits [chunkWords]uint64
 
-// encodeChunk returns the stored form of the sorted, distinct offsets in a
-// chunk: two little-endian bytes per offset when that is shorter than the
-// bitmap, else the bitmap (chunkBytes long, which a list never is).
+// encodeChunk returns the stored form of the offsets in a chunk.
 func encodeChunk(offsets []uint16) []byte {
-	if len(offsets)*2 < chunkBytes {
-		out := make([]byte, 0, len(offsets)*2)
-		for _, o := range offsets {
-			out = binary.LittleEndian.AppendUint16(out, o)
-		}
-		return out
-	}
 	var b chunkBits
 	for _, o := range offsets {
 		b[o/64] |= 1 << (o % 64)
@@ -90,7 +81,9 @@ func encodeChunk(offsets []uint16) []byte {
 	return b.encode()
 }
 
-// encode returns the stored form of b (see encodeChunk).
+// encode returns the stored form of b: two little-endian bytes per offset,
+// in order, when that is shorter than the bitmap, else the bitmap
+// (chunkBytes long, which a list never is).
 func (b *chunkBits) encode() []byte {
 	n := 0
 	for _, w := range b {
