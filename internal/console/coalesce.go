@@ -28,13 +28,13 @@ import (
 // The shared call runs under context.WithoutCancel of the context of the
 // caller that started it, through callOne, as each call of fanOut does:
 // bounded by the instance's timeout from its start, a late answer dropped,
-// a panic a failure of that call alone, exactly as for an unshared call. Each caller waits under its own
-// context, so a caller that goes away, or whose own deadline passes, gets
-// its error alone while the call goes on for the others; a caller that
-// joined late gets the shared call's timeout, if it has one, as soon as
-// the call does. The outcome (data,
-// module errors or transport error) is the same value for every sharer, who
-// adds its own module ids as for an unshared call. It must therefore be read
+// a panic a failure of that call alone, exactly as for an unshared call.
+// Each caller waits under its own context, so a caller that goes away, or
+// whose own deadline passes, gets its error alone while the call goes on
+// for the others; a caller that joined late gets the shared call's
+// timeout, if it has one, as soon as the call does. The outcome (data,
+// module errors or transport error) is the same value for every sharer,
+// who adds its own module ids as for an unshared call. It must therefore be read
 // only: checkData copies the data before it drops a verdict, appendErrors
 // and errorOf copy the errors, writeEnvelope and encoding/json only read,
 // and the UI's mergeData builds a new map.

@@ -258,9 +258,18 @@ func (e attemptError) String() string {
 }
 
 func failAll(j *job, err attemptError) []outcome {
+	outs := newOutcomes(j)
+	for i := range outs {
+		outs[i].err = &err
+	}
+	return outs
+}
+
+// newOutcomes returns one outcome per recipient of j, none decided.
+func newOutcomes(j *job) []outcome {
 	outs := make([]outcome, len(j.rcpts))
 	for i, rc := range j.rcpts {
-		outs[i] = outcome{rc: rc, err: &err}
+		outs[i].rc = rc
 	}
 	return outs
 }

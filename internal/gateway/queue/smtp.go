@@ -91,15 +91,6 @@ func (q *Queue) emitOpened(c *smtpConn, j *job) {
 	q.emitStart(c.dcid, j)
 }
 
-// newOutcomes returns one outcome per recipient of j, none decided.
-func newOutcomes(j *job) []outcome {
-	outs := make([]outcome, len(j.rcpts))
-	for i, rc := range j.rcpts {
-		outs[i].rc = rc
-	}
-	return outs
-}
-
 // transact runs one MAIL/RCPT/DATA transaction for j, and then sends the
 // message. With a next hop that offers PIPELINING (RFC 2920), RSET (when a
 // transaction may be open), MAIL, every RCPT and DATA go in one write and
@@ -369,7 +360,6 @@ func (q *Queue) dial(ctx context.Context, d *destination, hostport string, dcid 
 	if err := client.Hello(q.hostname()); err != nil {
 		return fail(&attemptError{Text: fmt.Sprintf("4.4.2 %s refused EHLO: %v", hostport, err)})
 	}
-
 	mode := d.route.TLS
 	if mode == "" {
 		mode = TLSOpportunistic
@@ -388,8 +378,8 @@ func (q *Queue) dial(ctx context.Context, d *destination, hostport string, dcid 
 	return c, nil
 }
 
-// learnExtensions notes what the next hop offers after EHLO (again after
-// STARTTLS).
+// learnExtensions notes what the next hop offers after EHLO, and STARTTLS
+// when it was used.
 func (c *smtpConn) learnExtensions() {
 	c.pipelining, _ = c.client.Extension("PIPELINING")
 	c.mailParams = ""
