@@ -18,6 +18,7 @@
 # OUT=a new directory under /var/tmp. Needs smtp-source, smtp-sink, curl, jq,
 # bc, go; perf for PERF; root for smtp-sink -u nobody.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/route.sh"
 
 BIN=${1:?usage: alone.sh BINARY}
 S=${S:-20} M=${M:-20000} L=${L:-4096} ROUNDS=${ROUNDS:-2} SETTLE=${SETTLE:-8} PORT=${PORT:-23500}
@@ -53,11 +54,7 @@ PIDS+=($GW)
 wait_port "$SMTP"
 wait_port "$HTTP"
 wait_port "$SINK"
-curl -fsS -u "$auth" "$api/config" |
-	jq --arg hop "127.0.0.1:$SINK" '.config | .smtp_routes = [{domain: "ALL", hosts: [$hop], tls: "none"}]' |
-	curl -fsS -u "$auth" -X PUT -H 'Content-Type: application/json' --data-binary @- "$api/config" >/dev/null
-curl -fsS -u "$auth" -X POST -H 'Content-Type: application/json' -d '{"comment": "alone.sh: relay to smtp-sink"}' \
-	"$api/config/commit" >/dev/null
+route_all_to "$api/config" "$auth" "127.0.0.1:$SINK" "alone.sh: relay to smtp-sink"
 
 for r in $(seq "$ROUNDS"); do
 	t0=$(ticks) perf=

@@ -26,6 +26,7 @@
 # Postfix must log M more "status=sent"; Mailpit's API must count M more.
 # Needs root (Postfix's master and smtp-sink -u nobody), postfix, curl, jq.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/route.sh"
 
 M=${M:-20000}
 L=${L:-4096}
@@ -156,16 +157,12 @@ start_sightline() { # dir
 # running counts, read by sightline_relayed) and route all mail to it, by
 # the gateway's configuration API as an administrator would.
 sightline_relay() {
-	local api=http://127.0.0.1:$SL_HTTP/api/v1/config auth=admin:$SIGHTLINE_ADMIN_PASSWORD
 	smtp-sink -c -u nobody -m 2000 "127.0.0.1:$SL_SINK_PORT" 2048 >"$1.sink.log" 2>&1 &
 	PID[sightline_sink]=$!
 	PIDS+=($!)
 	wait_port "$SL_SINK_PORT"
-	curl -fsS -u "$auth" "$api" |
-		jq --arg hop "127.0.0.1:$SL_SINK_PORT" '.config | .smtp_routes = [{domain: "ALL", hosts: [$hop], tls: "none"}]' |
-		curl -fsS -u "$auth" -X PUT -H 'Content-Type: application/json' --data-binary @- "$api" >/dev/null
-	curl -fsS -u "$auth" -X POST -H 'Content-Type: application/json' -d '{"comment": "bench: relay to smtp-sink"}' \
-		"$api/commit" >/dev/null
+	route_all_to "http://127.0.0.1:$SL_HTTP/api/v1/config" "admin:$SIGHTLINE_ADMIN_PASSWORD" \
+		"127.0.0.1:$SL_SINK_PORT" "bench: relay to smtp-sink"
 }
 
 start_postfix() { # dir
