@@ -97,8 +97,9 @@ func prepareStore(ctx context.Context, path string, n int, distinct bool, out io
 	return checkHits(ctx, s, distinct)
 }
 
-// indexStore writes the substring index of every queued message before the
-// measurement, as the gateway's indexer would have done behind ingest, so
+// indexStore writes the substring index of every queued message, and seals
+// its complete eras, before the measurement, as the gateway's indexer would
+// have done behind ingest, so
 // that the indexer does not compete with the investigations.
 func indexStore(ctx context.Context, s *sqlite.TrackingStore, out io.Writer) error {
 	began, indexed := time.Now(), 0
@@ -114,6 +115,9 @@ func indexStore(ctx context.Context, s *sqlite.TrackingStore, out io.Writer) err
 	if indexed > 0 {
 		el := time.Since(began)
 		fmt.Fprintf(out, "indexed %d messages for substring search in %s (%.0f msg/s)\n", indexed, el.Round(time.Second), float64(indexed)/el.Seconds())
+	}
+	if _, err := s.SealEras(ctx); err != nil {
+		return fmt.Errorf("seal the store's substring index: %w", err)
 	}
 	return nil
 }

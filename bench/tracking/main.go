@@ -158,7 +158,8 @@ func generate(ctx context.Context, s *sqlite.TrackingStore, g *generator, o opti
 }
 
 // index writes the substring index of every queued message, as the
-// gateway's indexer does behind ingest, in batches of sqlite.IndexBatch.
+// gateway's indexer does behind ingest, in batches of sqlite.IndexBatch,
+// then seals its complete eras, as the indexer does between batches.
 func index(ctx context.Context, s *sqlite.TrackingStore, out io.Writer) error {
 	start, last := time.Now(), time.Now()
 	indexed := 0
@@ -179,7 +180,12 @@ func index(ctx context.Context, s *sqlite.TrackingStore, out io.Writer) error {
 		el := time.Since(start)
 		fmt.Fprintf(out, "indexed %d messages for substring search in %s: %.0f msg/s\n", indexed, el.Round(time.Second), float64(indexed)/el.Seconds())
 	}
-	return nil
+	start = time.Now()
+	steps, err := s.SealEras(ctx)
+	if steps > 0 {
+		fmt.Fprintf(out, "sealed the substring index's complete eras in %d steps, %s\n", steps, time.Since(start).Round(time.Second))
+	}
+	return err
 }
 
 func reportSize(db string, n int, out io.Writer) error {

@@ -62,6 +62,7 @@ var trackingMigrations = []Migration{
 	// it to count those in the window.
 	{Version: 9, SQL: `CREATE INDEX messages_subject_day ON messages (` + dayExpr + `, subject_lc, injected_at);`},
 	{Version: 10, SQL: trackingV10},
+	{Version: 11, SQL: trackingV11},
 }
 
 // trackingV10 replaces the FTS5 trigram tables with the substring index of

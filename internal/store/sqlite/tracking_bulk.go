@@ -88,7 +88,8 @@ func (s *TrackingStore) dropIndexes(ctx context.Context) ([]namedSQL, error) {
 // each chunk bitmap of those messages is written once.
 const bulkIndexBatch = 100_000
 
-// indexAllPending writes the substring index of every queued message.
+// indexAllPending writes the substring index of every queued message, then
+// seals its complete eras.
 func (s *TrackingStore) indexAllPending(ctx context.Context, logger *slog.Logger) error {
 	start, done := time.Now(), 0
 	for {
@@ -97,9 +98,15 @@ func (s *TrackingStore) indexAllPending(ctx context.Context, logger *slog.Logger
 			return err
 		}
 		if n == 0 {
-			return nil
+			break
 		}
 		done += n
 		logger.Info("bulk load: substring index", "messages", done, "per_second", int(float64(done)/time.Since(start).Seconds()))
 	}
+	start = time.Now()
+	n, err := s.SealEras(ctx)
+	if err == nil {
+		logger.Info("bulk load: substring index sealed", "steps", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+	return err
 }

@@ -37,7 +37,9 @@ import (
 // few word operations per 64 messages. The chunk leads the key so that the
 // indexer, which writes the newest MIDs, rewrites the pages of one region
 // of the table rather than a page per trigram all over it; a lookup seeks
-// each (chunk, field, trigram) of its window instead. (The FTS5 trigram
+// each (chunk, field, trigram) of its window instead, until the indexer
+// seals complete eras of 16 chunks into one row per trigram
+// (tracking_eras.go). (The FTS5 trigram
 // tables this replaces decoded a position list per trigram per message:
 // tens to hundreds of milliseconds for two common words over a month of a
 // large store.)
@@ -237,6 +239,26 @@ func (b gramBatch) write(ctx context.Context, upsert *sql.Stmt) error {
 	return nil
 }
 
+// markDirty marks dirty the sealed eras whose chunks the batch wrote to
+// grams again (tracking_eras.go).
+func (b gramBatch) markDirty(ctx context.Context, tx *sql.Tx) error {
+	seal, err := readSealState(ctx, tx)
+	if err != nil {
+		return err
+	}
+	_, most := seal.sealed(allFields)
+	done := map[int64]bool{}
+	for k := range b {
+		if era := k.chunk >> eraShift; era < most && !done[era] {
+			done[era] = true
+			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO gram_dirty (era) VALUES (?)`, era); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 const upsertGramSQL = `INSERT INTO grams (field, gram, chunk, mids) VALUES (?, ?, ?, ?)
 	ON CONFLICT (chunk, field, gram) DO UPDATE SET mids = sightline_mids_or(mids, excluded.mids)`
 
@@ -273,7 +295,11 @@ func lookupSubstrings(ctx context.Context, tx cachedTx, needs []substringKey, st
 	if err != nil {
 		return nil, err
 	}
-	l := &gramLookup{tx: tx, lo: mids[0], hi: mids[1]}
+	seal, err := readSealState(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	l := &gramLookup{tx: tx, lo: mids[0], hi: mids[1], seal: seal}
 	out := make(substrings, len(needs))
 	for _, k := range needs {
 		if _, done := out[k]; done {
@@ -290,69 +316,157 @@ func lookupSubstrings(ctx context.Context, tx cachedTx, needs []substringKey, st
 type gramLookup struct {
 	tx     cachedTx
 	lo, hi int64
+	seal   sealState
 }
 
 // lookupGramSQL reads the rows of the fields (?3) and trigrams (?4, JSON
 // arrays) in the chunks ?1 to ?2: one seek each in the primary key.
 const lookupGramSQL = `WITH RECURSIVE c (chunk) AS (SELECT ?1 UNION ALL SELECT chunk + 1 FROM c WHERE chunk < ?2)
-	SELECT g.chunk, g.field, g.mids FROM c JOIN grams g ON g.chunk = c.chunk
+	SELECT g.chunk, g.field, g.gram, g.mids FROM c JOIN grams g ON g.chunk = c.chunk
+	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
+
+// lookupEraSQL reads the sealed rows of the fields (?3) and trigrams (?4)
+// in the eras ?1 to ?2, as lookupGramSQL reads chunks.
+const lookupEraSQL = `WITH RECURSIVE e (era) AS (SELECT ?1 UNION ALL SELECT era + 1 FROM e WHERE era < ?2)
+	SELECT g.era, g.field, g.gram, g.mids FROM e JOIN gram_eras g ON g.era = e.era
 	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
 
 // candidates returns the JSON array of the MIDs, newest first, whose fields
 // k.fields may hold the value k.value: every trigram of it in one field.
+// It reads the sealed eras of the window, then the chunks that are not
+// sealed for one of the fields or are in a dirty era.
 func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, error) {
 	if l.hi < l.lo {
 		return "[]", nil
 	}
 	c0, c1 := l.lo>>chunkShift, l.hi>>chunkShift
-	n := int(c1 - c0 + 1)
-	grams := lookupGrams(k.value)
-	// For field i of k.fields and chunk j: and[i*n+j] is the AND of the
-	// trigrams found so far, found[i*n+j] how many.
-	and := make([]chunkBits, len(k.fields)*n)
-	found := make([]int, len(and))
-	slot := map[int64]int{} // a field's first index in and
-	fields := make([]int64, len(k.fields))
+	fields := make([]gramField, len(k.fields))
 	for i, f := range []byte(k.fields) {
-		fields[i], slot[int64(f)] = int64(f), i*n
+		fields[i] = gramField(f)
 	}
-	rows, err := l.tx.QueryContext(ctx, lookupGramSQL, c0, c1, jsonInts(fields), jsonInts(grams))
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var cur chunkBits
-	for rows.Next() {
-		var chunk, field int64
-		var p sql.RawBytes
-		if err := rows.Scan(&chunk, &field, &p); err != nil {
+	m := newGramMatrix(fields, lookupGrams(k.value), c0, c1)
+	args := []any{jsonInts(m.fieldKeys()), jsonInts(m.grams)}
+	least, most := l.seal.sealed(fields)
+	if e0, e1 := c0>>eraShift, min(c1>>eraShift, most-1); e0 <= e1 {
+		err := eachRow(l.tx.QueryContext(ctx, lookupEraSQL, append([]any{e0, e1}, args...)...))(func(rows *sql.Rows) error {
+			var era, field, gram int64
+			var p sql.RawBytes
+			if err := rows.Scan(&era, &field, &gram, &p); err != nil {
+				return err
+			}
+			return eachEraChunk(p, func(i int, bits []byte) error {
+				return m.or(field, gram, era<<eraShift+int64(i), bits)
+			})
+		})
+		if err != nil {
 			return "", err
 		}
-		if err := cur.decode(p); err != nil {
+	}
+	var spans [][2]int64 // chunks to read in grams, ascending
+	for _, d := range l.seal.dirty {
+		if d < least {
+			spans = append(spans, [2]int64{max(d<<eraShift, c0), min(d<<eraShift+eraChunks-1, c1)})
+		}
+	}
+	spans = append(spans, [2]int64{max(least<<eraShift, c0), c1})
+	for _, sp := range spans {
+		if sp[0] > sp[1] {
+			continue
+		}
+		err := eachRow(l.tx.QueryContext(ctx, lookupGramSQL, append([]any{sp[0], sp[1]}, args...)...))(func(rows *sql.Rows) error {
+			var chunk, field, gram int64
+			var p sql.RawBytes
+			if err := rows.Scan(&chunk, &field, &gram, &p); err != nil {
+				return err
+			}
+			return m.or(field, gram, chunk, p)
+		})
+		if err != nil {
 			return "", err
 		}
-		i := slot[field] + int(chunk-c0)
-		if found[i] == 0 {
-			and[i] = cur
-		} else {
-			for w := range cur {
-				and[i][w] &= cur[w]
+	}
+	return midsJSON(m.candidates(), c0, l.lo, l.hi), nil
+}
+
+// gramMatrix collects what a lookup reads: for each field, trigram and
+// chunk of the window, the OR of the rows that hold it (a sealed era's and
+// grams' when the era is dirty).
+type gramMatrix struct {
+	fields []gramField
+	grams  []int64
+	c0, n  int64
+	cells  []int32 // (field*len(grams) + gram)*n + chunk-c0 → 1 + index in bits, 0 when nothing was read
+	bits   []chunkBits
+}
+
+func newGramMatrix(fields []gramField, grams []int64, c0, c1 int64) *gramMatrix {
+	n := c1 - c0 + 1
+	return &gramMatrix{fields: fields, grams: grams, c0: c0, n: n, cells: make([]int32, int64(len(fields)*len(grams))*n)}
+}
+
+func (m *gramMatrix) fieldKeys() []int64 {
+	out := make([]int64, len(m.fields))
+	for i, f := range m.fields {
+		out[i] = int64(f)
+	}
+	return out
+}
+
+// or adds the stored chunk p of field, gram and chunk, ignoring a chunk
+// outside the window.
+func (m *gramMatrix) or(field, gram, chunk int64, p []byte) error {
+	if chunk < m.c0 || chunk >= m.c0+m.n {
+		return nil
+	}
+	fi, gi := slices.Index(m.fields, gramField(field)), slices.Index(m.grams, gram)
+	if fi < 0 || gi < 0 {
+		return fmt.Errorf("substring index: a row of field %d and trigram %#x that was not asked for", field, gram)
+	}
+	var b chunkBits
+	if err := b.decode(p); err != nil {
+		return err
+	}
+	cell := &m.cells[int64(fi*len(m.grams)+gi)*m.n+chunk-m.c0]
+	if *cell == 0 {
+		m.bits = append(m.bits, b)
+		*cell = int32(len(m.bits))
+		return nil
+	}
+	acc := &m.bits[*cell-1]
+	for w := range b {
+		acc[w] |= b[w]
+	}
+	return nil
+}
+
+// candidates returns, for each chunk of the window, the MIDs that have
+// every trigram in one field.
+func (m *gramMatrix) candidates() []chunkBits {
+	union := make([]chunkBits, m.n)
+	g := int64(len(m.grams))
+	for fi := range m.fields {
+		for j := range m.n {
+			var and chunkBits
+			for gi := range g {
+				cell := m.cells[(int64(fi)*g+gi)*m.n+j]
+				if cell == 0 {
+					and = chunkBits{}
+					break
+				}
+				if gi == 0 {
+					and = m.bits[cell-1]
+				} else {
+					for w := range and {
+						and[w] &= m.bits[cell-1][w]
+					}
+				}
+			}
+			for w := range and {
+				union[j][w] |= and[w]
 			}
 		}
-		found[i]++
 	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	union := make([]chunkBits, n)
-	for i := range and {
-		if found[i] == len(grams) {
-			for w := range and[i] {
-				union[i%n][w] |= and[i][w]
-			}
-		}
-	}
-	return midsJSON(union, c0, l.lo, l.hi), nil
+	return union
 }
 
 // jsonInts returns a JSON array of xs.

@@ -19,6 +19,7 @@ import (
 //
 // Searches never lag: a substring condition takes the queued messages as
 // candidates too and checks them by scanning (see contains and where.text).
+// Between batches, the indexer seals complete eras (tracking_eras.go).
 
 // Indexer timing: it starts after IndexIdle without an Apply, or when the
 // oldest queued message has waited IndexMaxLag, and writes up to IndexBatch
@@ -65,8 +66,13 @@ func (s *TrackingStore) applied() {
 		return
 	}
 	s.ix.lastApply.Store(time.Now().UnixNano())
+	s.ix.wake()
+}
+
+// wake makes the indexer look at the queue again.
+func (ix *indexer) wake() {
 	select {
-	case s.ix.kick <- struct{}{}:
+	case ix.kick <- struct{}{}:
 	default:
 	}
 }
@@ -112,6 +118,14 @@ func (s *TrackingStore) indexLoop(ctx context.Context, logger *slog.Logger) {
 			if n < IndexBatch {
 				break
 			}
+		}
+		// Then seal one step of what is complete, and look at the queue
+		// again before the next.
+		switch sealed, err := s.sealStep(ctx); {
+		case err != nil && ctx.Err() == nil:
+			logger.Error("sealing the tracking search index failed; retrying after the next message", "err", err)
+		case sealed:
+			ix.wake()
 		}
 	}
 }
@@ -162,6 +176,9 @@ func (s *TrackingStore) IndexPending(ctx context.Context, max int) (int, error) 
 		}
 	}
 	if err := batch.write(ctx, st.upsert); err != nil {
+		return 0, wrapDB("index tracking search", err)
+	}
+	if err := batch.markDirty(ctx, tx); err != nil {
 		return 0, wrapDB("index tracking search", err)
 	}
 	if err := tx.Commit(); err != nil {
