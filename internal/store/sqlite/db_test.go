@@ -30,6 +30,11 @@ func TestOpenAppliesMigrationsOnce(t *testing.T) {
 		if _, err := db.R.ExecContext(ctx, `INSERT INTO a VALUES (2)`); err == nil {
 			t.Errorf("write through the read pool succeeded, want query_only refusal")
 		}
+		// Readers map the file: the first 2 GiB, as much as SQLite will.
+		var mmap int64
+		if err := db.R.QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&mmap); err != nil || mmap != 0x7fff0000 {
+			t.Errorf("readers' mmap_size = %d, %v; want %d", mmap, err, 0x7fff0000)
+		}
 		db.Close()
 	}
 }
