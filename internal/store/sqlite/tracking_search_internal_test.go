@@ -152,6 +152,40 @@ func TestSearchMessagesPlans(t *testing.T) {
 	}
 }
 
+// TestContainsPlans checks that the exact check of a subject or sender
+// "contains" reads its candidates from messages_text alone, and that the
+// index named in the query leaves SQLite a plan for every other shape of
+// search with candidates.
+func TestContainsPlans(t *testing.T) {
+	ctx := context.Background()
+	s := openSearchStore(t)
+	covering := "SEARCH m USING COVERING INDEX messages_text (mid=?)"
+	for _, c := range []struct {
+		q    tracking.Query
+		want string
+	}{
+		{tracking.Query{Subject: has("invoice")}, covering},
+		{tracking.Query{Sender: has("alice")}, covering},
+		{tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"invoice", "receipt"}}}, covering},
+		// Too short to look up: every message is checked.
+		{tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"in", "invoice"}}}, "SCAN m USING COVERING INDEX messages_text"},
+		{tracking.Query{Subject: has("invoice"), Direction: "incoming", Recipient: has("bob")}, "SEARCH m USING INDEX messages_text (mid=?)"},
+	} {
+		tx, err := s.beginRead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _, err := planSearch(ctx, tx, c.q)
+		tx.Rollback()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(queryPlan(t, s.db.R, p.matches, append(p.args, 100)...), "\n"); !strings.Contains(text, c.want) {
+			t.Errorf("plan of %+v: want %q in\n%s", c.q, c.want, text)
+		}
+	}
+}
+
 // TestSearchMigrationBackfills saves records with the first schema only,
 // then opens the file with the search migration: old records are found by
 // the new indexes.
