@@ -26,6 +26,9 @@ type stmtCache struct {
 	stmts     map[string]*sql.Stmt
 	preparing map[string]bool // queries being prepared in the background
 	closed    bool
+	// background counts the preparations in the background, which Close
+	// waits for: each holds a connection of the pool until it is done.
+	background sync.WaitGroup
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
@@ -59,9 +62,13 @@ func (c *stmtCache) cached(query string) *sql.Stmt {
 	c.mu.Lock()
 	start := !c.preparing[query] && !c.closed
 	c.preparing[query] = true
+	if start {
+		c.background.Add(1)
+	}
 	c.mu.Unlock()
 	if start {
 		go func() {
+			defer c.background.Done()
 			st, err := c.db.PrepareContext(context.Background(), query)
 			c.mu.Lock()
 			delete(c.preparing, query)
@@ -116,11 +123,11 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	return c.db.QueryRowContext(ctx, query, args...)
 }
 
-// Close closes the prepared statements; the pool stays open. Statements
-// still being prepared are closed when they are ready.
+// Close closes the prepared statements, waiting for those being prepared
+// in the background, so that the pool can then be closed with no
+// connection still in use; the pool stays open.
 func (c *stmtCache) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	var first error
 	for q, st := range c.stmts {
@@ -129,6 +136,8 @@ func (c *stmtCache) Close() error {
 		}
 		delete(c.stmts, q)
 	}
+	c.mu.Unlock()
+	c.background.Wait()
 	return first
 }
 

@@ -81,3 +81,48 @@ func TestCachedTxNeverWaitsForAConnection(t *testing.T) {
 		t.Errorf("rows = %d, %v; want 2", n, err)
 	}
 }
+
+// TestStmtCacheCloseWaitsForBackground closes a cache while a statement is
+// being prepared in the background, waiting for the writer's only
+// connection: Close returns once that preparation is done, so that the pool
+// then closes with no connection in use (before, the connection was closed
+// later, and the database's files changed after its store was closed).
+func TestStmtCacheCloseWaitsForBackground(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{}, []Migration{{Version: 1, SQL: `CREATE TABLE t (n INTEGER)`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	held, err := db.W.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newStmtCache(db.W)
+	if c.cached(`SELECT n FROM t`) != nil {
+		t.Fatal("prepared without a connection")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a statement was being prepared in the background")
+	case <-time.After(50 * time.Millisecond):
+	}
+	held.Close()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Close never returned")
+	}
+	if n := db.W.Stats().InUse; n != 0 {
+		t.Errorf("%d connections in use after Close", n)
+	}
+	if len(c.stmts) != 0 {
+		t.Errorf("%d statements kept after Close", len(c.stmts))
+	}
+}
