@@ -9,13 +9,21 @@ import (
 	"time"
 )
 
-func TestStmtCache(t *testing.T) {
-	ctx := context.Background()
+// openTableT opens a database of one table, t (n INTEGER), closed when
+// the test ends.
+func openTableT(ctx context.Context, t *testing.T) *DB {
+	t.Helper()
 	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{}, []Migration{{Version: 1, SQL: `CREATE TABLE t (n INTEGER)`}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStmtCache(t *testing.T) {
+	ctx := context.Background()
+	db := openTableT(ctx, t)
 	c := newStmtCache(db.R)
 
 	// More distinct queries than the cache holds: all answer, the cache
@@ -48,11 +56,7 @@ func TestStmtCache(t *testing.T) {
 func TestCachedTxNeverWaitsForAConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{}, []Migration{{Version: 1, SQL: `CREATE TABLE t (n INTEGER)`}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTableT(ctx, t)
 	c := newStmtCache(db.W)
 	defer c.Close()
 	const insert = `INSERT INTO t (n) VALUES (?)`
@@ -90,11 +94,7 @@ func TestCachedTxNeverWaitsForAConnection(t *testing.T) {
 func TestStmtCacheCloseWaitsForBackground(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	db, err := Open(ctx, filepath.Join(t.TempDir(), "t.db"), Options{}, []Migration{{Version: 1, SQL: `CREATE TABLE t (n INTEGER)`}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := openTableT(ctx, t)
 	held, err := db.W.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
