@@ -106,18 +106,10 @@ func init() {
 				return nil, fmt.Errorf("sightline_era_or: argument %d is %T, not a blob", i+1, a)
 			}
 			if err := eachEraChunk(p, func(j int, bits []byte) error {
-				var b chunkBits
-				if err := b.decode(bits); err != nil {
-					return err
-				}
 				if era[j] == nil {
-					era[j] = &b
-					return nil
+					era[j] = &chunkBits{}
 				}
-				for w := range b {
-					era[j][w] |= b[w]
-				}
-				return nil
+				return era[j].or(bits)
 			}); err != nil {
 				return nil, err
 			}

@@ -36,7 +36,7 @@ func TestEraEncoding(t *testing.T) {
 		out := map[int][]uint16{}
 		err := eachEraChunk(p, func(i int, bits []byte) error {
 			var b chunkBits
-			err := b.decode(bits)
+			err := b.or(bits)
 			out[i] = offsetsOf(&b)
 			return err
 		})

@@ -107,18 +107,17 @@ func (b *chunkBits) encode() []byte {
 	return out
 }
 
-// decode sets b to the stored chunk p.
-func (b *chunkBits) decode(p []byte) error {
+// or adds the MIDs of the stored chunk p to b.
+func (b *chunkBits) or(p []byte) error {
 	if len(p) == chunkBytes {
 		for i := range b {
-			b[i] = binary.LittleEndian.Uint64(p[i*8:])
+			b[i] |= binary.LittleEndian.Uint64(p[i*8:])
 		}
 		return nil
 	}
 	if len(p)%2 != 0 || len(p) > chunkBytes {
 		return fmt.Errorf("substring index: a chunk of %d bytes", len(p))
 	}
-	*b = chunkBits{}
 	for i := 0; i < len(p); i += 2 {
 		o := binary.LittleEndian.Uint16(p[i:])
 		b[o/64&(chunkWords-1)] |= 1 << (o % 64)
@@ -130,20 +129,17 @@ func (b *chunkBits) decode(p []byte) error {
 // with sightline_mids_or.
 func init() {
 	msqlite.MustRegisterDeterministicScalarFunction("sightline_mids_or", 2, func(_ *msqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		var a, b chunkBits
-		for i, d := range []*chunkBits{&a, &b} {
-			p, ok := args[i].([]byte)
+		var union chunkBits
+		for i, a := range args {
+			p, ok := a.([]byte)
 			if !ok {
-				return nil, fmt.Errorf("sightline_mids_or: argument %d is %T, not a blob", i+1, args[i])
+				return nil, fmt.Errorf("sightline_mids_or: argument %d is %T, not a blob", i+1, a)
 			}
-			if err := d.decode(p); err != nil {
+			if err := union.or(p); err != nil {
 				return nil, err
 			}
 		}
-		for i := range a {
-			a[i] |= b[i]
-		}
-		return a.encode(), nil
+		return union.encode(), nil
 	})
 }
 
@@ -422,21 +418,12 @@ func (m *gramMatrix) or(field, gram, chunk int64, p []byte) error {
 	if fi < 0 || gi < 0 {
 		return fmt.Errorf("substring index: a row of field %d and trigram %#x that was not asked for", field, gram)
 	}
-	var b chunkBits
-	if err := b.decode(p); err != nil {
-		return err
-	}
 	cell := &m.cells[int64(fi*len(m.grams)+gi)*m.n+chunk-m.c0]
 	if *cell == 0 {
-		m.bits = append(m.bits, b)
+		m.bits = append(m.bits, chunkBits{})
 		*cell = int32(len(m.bits))
-		return nil
 	}
-	acc := &m.bits[*cell-1]
-	for w := range b {
-		acc[w] |= b[w]
-	}
-	return nil
+	return m.bits[*cell-1].or(p)
 }
 
 // candidates returns, for each chunk of the window, the MIDs that have

@@ -69,16 +69,16 @@ func TestChunkEncoding(t *testing.T) {
 			t.Errorf("%s: %d offsets encoded in %d bytes; bitmap %v, want %v", name, len(offs), len(p), len(p) == chunkBytes, want)
 		}
 		var b chunkBits
-		if err := b.decode(p); err != nil {
-			t.Fatalf("%s: decode: %v", name, err)
+		if err := b.or(p); err != nil {
+			t.Fatalf("%s: read back: %v", name, err)
 		}
 		if got := offsetsOf(&b); !slices.Equal(got, offs) {
-			t.Errorf("%s: decoded %d offsets, want %d", name, len(got), len(offs))
+			t.Errorf("%s: read back %d offsets, want %d", name, len(got), len(offs))
 		}
 	}
 	var b chunkBits
-	if err := b.decode([]byte{1, 2, 3}); err == nil {
-		t.Error("decode of an odd length: no error")
+	if err := b.or([]byte{1, 2, 3}); err == nil {
+		t.Error("a chunk of an odd length: no error")
 	}
 
 	s := openSearchStore(t)
@@ -90,7 +90,7 @@ func TestChunkEncoding(t *testing.T) {
 			}
 			want := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(a), bo...))))
 			var got chunkBits
-			if err := got.decode(p); err != nil || !slices.Equal(offsetsOf(&got), want) || !slices.Equal(p, encodeChunk(want)) {
+			if err := got.or(p); err != nil || !slices.Equal(offsetsOf(&got), want) || !slices.Equal(p, encodeChunk(want)) {
 				t.Errorf("sightline_mids_or(%s, %s) = %d offsets (%v), want %d in their canonical encoding", an, bn, len(offsetsOf(&got)), err, len(want))
 			}
 		}
