@@ -391,13 +391,15 @@ type gramMatrix struct {
 	fields []gramField
 	grams  []int64
 	c0, n  int64
-	cells  []int32 // (field*len(grams) + gram)*n + chunk-c0 → 1 + index in bits, 0 when nothing was read
-	bits   []chunkBits
+	// cells[(field*len(grams) + gram)*n + chunk-c0] is nil when nothing was
+	// read. Each is allocated alone: a slice of them, grown by append,
+	// copied its bitmaps over and over.
+	cells []*chunkBits
 }
 
 func newGramMatrix(fields []gramField, grams []int64, c0, c1 int64) *gramMatrix {
 	n := c1 - c0 + 1
-	return &gramMatrix{fields: fields, grams: grams, c0: c0, n: n, cells: make([]int32, int64(len(fields)*len(grams))*n)}
+	return &gramMatrix{fields: fields, grams: grams, c0: c0, n: n, cells: make([]*chunkBits, int64(len(fields)*len(grams))*n)}
 }
 
 func (m *gramMatrix) fieldKeys() []int64 {
@@ -419,11 +421,10 @@ func (m *gramMatrix) or(field, gram, chunk int64, p []byte) error {
 		return fmt.Errorf("substring index: a row of field %d and trigram %#x that was not asked for", field, gram)
 	}
 	cell := &m.cells[int64(fi*len(m.grams)+gi)*m.n+chunk-m.c0]
-	if *cell == 0 {
-		m.bits = append(m.bits, chunkBits{})
-		*cell = int32(len(m.bits))
+	if *cell == nil {
+		*cell = new(chunkBits)
 	}
-	return m.bits[*cell-1].or(p)
+	return (*cell).or(p)
 }
 
 // candidates returns, for each chunk of the window, the MIDs that have
@@ -436,15 +437,15 @@ func (m *gramMatrix) candidates() []chunkBits {
 			var and chunkBits
 			for gi := range g {
 				cell := m.cells[(int64(fi)*g+gi)*m.n+j]
-				if cell == 0 {
+				if cell == nil {
 					and = chunkBits{}
 					break
 				}
 				if gi == 0 {
-					and = m.bits[cell-1]
+					and = *cell
 				} else {
 					for w := range and {
-						and[w] &= m.bits[cell-1][w]
+						and[w] &= cell[w]
 					}
 				}
 			}
