@@ -265,3 +265,30 @@ func TestSealPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexerSeals checks that the background indexer seals the complete
+// eras by itself once it has indexed the queue.
+func TestIndexerSeals(t *testing.T) {
+	ctx := context.Background()
+	s := openSearchStore(t)
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var ms []*tracking.Message
+	for _, mid := range []int64{5, eraMIDs + 5, 3*eraMIDs + 10} { // eras 0 and 1 are complete
+		ms = append(ms, &tracking.Message{MID: mid, InjectedAt: base.Add(time.Duration(mid) * time.Second), Subject: "quarterly invoice"})
+	}
+	if err := s.Apply(ctx, tracking.Batch{Messages: ms}); err != nil {
+		t.Fatal(err)
+	}
+	s.StartIndexer(nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for countRows(t, s, `SELECT count(*) FROM gram_seal WHERE eras = 2`) != len(allFields) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 20 s, gram_seal holds %d fields sealed to era 2, want %d", countRows(t, s, `SELECT count(*) FROM gram_seal WHERE eras = 2`), len(allFields))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	page, err := s.Search(ctx, tracking.Query{Subject: has("invoice"), Limit: 20})
+	if want := []int64{3*eraMIDs + 10, eraMIDs + 5, 5}; err != nil || !slices.Equal(mids(page.Messages), want) {
+		t.Errorf("Search after sealing = %v, %v; want %v", mids(page.Messages), err, want)
+	}
+}
