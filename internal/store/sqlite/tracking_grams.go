@@ -318,13 +318,13 @@ type gramLookup struct {
 // lookupGramSQL reads the rows of the fields (?3) and trigrams (?4, JSON
 // arrays) in the chunks ?1 to ?2: one seek each in the primary key.
 const lookupGramSQL = `WITH RECURSIVE c (chunk) AS (SELECT ?1 UNION ALL SELECT chunk + 1 FROM c WHERE chunk < ?2)
-	SELECT g.chunk, g.field, g.gram, g.mids FROM c JOIN grams g ON g.chunk = c.chunk
+	SELECT g.field, g.gram, g.chunk, g.mids FROM c JOIN grams g ON g.chunk = c.chunk
 	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
 
 // lookupEraSQL reads the sealed rows of the fields (?3) and trigrams (?4)
 // in the eras ?1 to ?2, as lookupGramSQL reads chunks.
 const lookupEraSQL = `WITH RECURSIVE e (era) AS (SELECT ?1 UNION ALL SELECT era + 1 FROM e WHERE era < ?2)
-	SELECT g.era, g.field, g.gram, g.mids FROM e JOIN gram_eras g ON g.era = e.era
+	SELECT g.field, g.gram, g.era, g.mids FROM e JOIN gram_eras g ON g.era = e.era
 	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
 
 // candidates returns the JSON array of the MIDs, newest first, whose fields
@@ -344,12 +344,7 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 	args := []any{jsonInts(m.fieldKeys()), jsonInts(m.grams)}
 	least, most := l.seal.sealed(fields)
 	if e0, e1 := c0>>eraShift, min(c1>>eraShift, most-1); e0 <= e1 {
-		err := eachRow(l.tx.QueryContext(ctx, lookupEraSQL, append([]any{e0, e1}, args...)...))(func(rows *sql.Rows) error {
-			var era, field, gram int64
-			var p sql.RawBytes
-			if err := rows.Scan(&era, &field, &gram, &p); err != nil {
-				return err
-			}
+		err := l.eachRow(ctx, lookupEraSQL, e0, e1, args, func(field, gram, era int64, p []byte) error {
 			return eachEraChunk(p, func(i int, bits []byte) error {
 				return m.or(field, gram, era<<eraShift+int64(i), bits)
 			})
@@ -369,19 +364,25 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 		if sp[0] > sp[1] {
 			continue
 		}
-		err := eachRow(l.tx.QueryContext(ctx, lookupGramSQL, append([]any{sp[0], sp[1]}, args...)...))(func(rows *sql.Rows) error {
-			var chunk, field, gram int64
-			var p sql.RawBytes
-			if err := rows.Scan(&chunk, &field, &gram, &p); err != nil {
-				return err
-			}
-			return m.or(field, gram, chunk, p)
-		})
-		if err != nil {
+		if err := l.eachRow(ctx, lookupGramSQL, sp[0], sp[1], args, m.or); err != nil {
 			return "", err
 		}
 	}
 	return midsJSON(m.candidates(), c0, l.lo, l.hi), nil
+}
+
+// eachRow runs query, lookupGramSQL or lookupEraSQL, over the chunks or
+// eras from to to with args, and calls f with each row: field, trigram,
+// chunk or era, and the stored bits.
+func (l *gramLookup) eachRow(ctx context.Context, query string, from, to int64, args []any, f func(field, gram, key int64, p []byte) error) error {
+	return eachRow(l.tx.QueryContext(ctx, query, append([]any{from, to}, args...)...))(func(rows *sql.Rows) error {
+		var field, gram, key int64
+		var p sql.RawBytes
+		if err := rows.Scan(&field, &gram, &key, &p); err != nil {
+			return err
+		}
+		return f(field, gram, key, p)
+	})
 }
 
 // gramMatrix collects what a lookup reads: for each field, trigram and
