@@ -670,17 +670,22 @@ func TestSharedResultsReadOnly(t *testing.T) {
 // Private Intelligence calls of several organisations are in flight at once.
 type gatedStore struct {
 	records.Store
-	armed atomic.Bool
-	open  chan struct{}
-	mu    sync.Mutex
-	reads map[string]int // judgement reads by organisation
+	// counting counts judgement reads from when it is set; armed holds
+	// them at the gate until it opens. A read that comes after the gate
+	// opened is counted too.
+	counting, armed atomic.Bool
+	open            chan struct{}
+	mu              sync.Mutex
+	reads           map[string]int // judgement reads by organisation
 }
 
 func (s *gatedStore) Entities(ctx context.Context, orgID, typ string, obs *ctim.Observable) ([]records.Entity, error) {
-	if typ == ctim.TypeJudgement && s.armed.Load() {
+	if typ == ctim.TypeJudgement && s.counting.Load() {
 		s.mu.Lock()
 		s.reads[orgID]++
 		s.mu.Unlock()
+	}
+	if typ == ctim.TypeJudgement && s.armed.Load() {
 		select {
 		case <-s.open:
 		case <-ctx.Done():
@@ -716,6 +721,7 @@ func TestSharedCallOrganisations(t *testing.T) {
 		}
 	}
 	arrived := watchArrivals(t)
+	gs.counting.Store(true)
 	gs.armed.Store(true)
 	type result struct {
 		status int
