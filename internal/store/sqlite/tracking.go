@@ -615,21 +615,23 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	}
 	var page tracking.Page
 	readPage := true
-	if p.matches != "" {
-		// One pass reads and checks the candidates for both the count and
-		// the page.
+	if p.driven != nil {
 		var ms matchList
-		if ms, err = readMatches(ctx, tx, p.matches, p.args, limit); err != nil {
+		var all bool
+		if ms, page.Total, all, err = readMatches(ctx, tx, *p.driven, limit); err != nil {
 			return tracking.Page{}, wrapDB("search tracking", err)
 		}
-		switch page.Total = len(ms); {
-		case page.Total <= limit:
+		switch {
+		case all:
 			from := min(max(q.Offset, 0), len(ms))
 			page.Messages, err = messagesByMID(ctx, tx, ms.newest(from + q.PageLimit())[from:])
 			readPage = false
-		case page.Total >= scanPageMatches:
-			p.page = scanCandidates(p.page)
+		case page.Total < scanPageMatches:
+			// Counted up to a low limit: the candidates drive the page too.
+			p.page, p.args = p.driven.drivenPage(`ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`)
 		}
+		// Otherwise the planned page reads the newest rows of the window
+		// and checks each, which finds a page of so many matches sooner.
 	} else {
 		countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
 		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
@@ -642,7 +644,7 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 	switch {
 	case !readPage:
 	case p.byDay != nil:
-		page.Messages, err = pageByDay(ctx, tx, *p.byDay, p.subs, q.PageLimit(), max(q.Offset, 0))
+		page.Messages, err = pageByDay(ctx, tx, *p.byDay, q.PageLimit(), max(q.Offset, 0))
 	default:
 		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
 		var rows *sql.Rows
@@ -661,16 +663,15 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 
 // searchPlan is how Search reads its matches: count counts them up to a
 // limit (its last argument), page reads the newest first (limit and offset
-// last), both after args. matches, when set, reads every match's MID and
-// time (limit last): when the candidates of the substring index drive the
-// search, each is read and checked once for both the count and the page.
+// last), both after args. driven, when set, is the search's where whose
+// candidates drive it (readMatches): then count is not used.
 type searchPlan struct {
-	count, page, matches string
-	args                 []any
+	count, page string
+	args        []any
+	driven      *where
 	// byDay, when set, reads the page instead of page, one day of its
-	// window at a time (pageByDay), with the substring candidates subs.
+	// window at a time (pageByDay).
 	byDay *tracking.Query
-	subs  substrings
 }
 
 // planSearch chooses how Search reads the matches of q, and reports false
@@ -689,9 +690,9 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 	}
 	p := w.plan()
 	if w.byDay {
-		p.byDay, p.subs = &q, subs
-	} else if w.candidates {
-		p.matches = w.matchesSQL()
+		p.byDay = &q
+	} else if w.driven {
+		p.driven = &w
 	}
 	return p, true, nil
 }
@@ -700,9 +701,9 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 // window cut at each midnight (UTC), newest day first: a search whose
 // matches come day by day from an index in subject order sorts one day's
 // matches at a time, and only until its page is full, instead of every
-// match of the window; then it reads the page's rows. subs are the
-// window's substring candidates, which hold each day's.
-func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, subs substrings, limit, offset int) ([]*tracking.Message, error) {
+// match of the window; then it reads the page's rows. Its substring
+// filters check each message of the day's index range.
+func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, limit, offset int) ([]*tracking.Message, error) {
 	want := offset + limit
 	var mids []int64
 	for end := q.End; end.After(q.Start) && len(mids) < want; {
@@ -712,7 +713,7 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, subs substrin
 		}
 		dq := q
 		dq.Start, dq.End = start, end
-		w := where{subs: subs}
+		var w where
 		w.build(dq)
 		err := eachRow(tx.QueryContext(ctx, `SELECT m.mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
 			append(w.args, want-len(mids))...))(func(rows *sql.Rows) error {
@@ -755,17 +756,29 @@ type match struct{ mid, at int64 }
 // matchList is the matches of a search in no order.
 type matchList []match
 
-// readMatches runs query (args, then a limit) and returns up to limit+1 of
-// its matches.
-func readMatches(ctx context.Context, tx cachedTx, query string, args []any, limit int) (matchList, error) {
-	var ms matchList
-	err := eachRow(tx.QueryContext(ctx, query, append(args[:len(args):len(args)], limit+1)...))(func(rows *sql.Rows) error {
+// readMatches reads and checks the candidates of w, which drive it, and
+// returns its matches, how many there are up to limit+1, and whether ms
+// holds them all. It keeps the MID and time of up to scanPageMatches
+// matches, enough to sort a page from, and only counts the rest.
+func readMatches(ctx context.Context, tx cachedTx, w where, limit int) (ms matchList, total int, all bool, err error) {
+	keep := min(limit+1, scanPageMatches)
+	query, args := w.drivenMatches(`SELECT m.mid, m.injected_at`)
+	err = eachRow(tx.QueryContext(ctx, query+` LIMIT ?`, append(args, keep)...))(func(rows *sql.Rows) error {
 		var m match
 		err := rows.Scan(&m.mid, &m.at)
 		ms = append(ms, m)
 		return err
 	})
-	return ms, err
+	if err != nil || len(ms) < keep || keep > limit {
+		return ms, len(ms), len(ms) < keep, err
+	}
+	// The candidates come highest MID first: the rest are below the last.
+	rest := w
+	rest.add("c.value < ?", ms[len(ms)-1].mid)
+	query, args = rest.drivenMatches(`SELECT count(*) FROM (SELECT 1`)
+	var more int
+	err = tx.QueryRowContext(ctx, query+` LIMIT ?)`, append(args, limit+1-keep)...).Scan(&more)
+	return ms, keep + more, more == 0, err
 }
 
 // before returns the matches before the cursor (at, mid) in a search's
@@ -989,9 +1002,11 @@ type where struct {
 	clauses []string
 	args    []any
 	subs    substrings // the candidates of its substring filters
-	// candidates says that a clause takes its rows from subs: the
-	// matches are among few rows, each read to be checked.
-	candidates bool
+	// driven says that driver holds every message that may match: the
+	// candidates of a substring filter (or those of several, intersected).
+	// Each is then read to be checked.
+	driven bool
+	driver midSet
 	// byDay says that days listed the window's day numbers: the matches
 	// come from an index by day, in another order than time.
 	byDay bool
@@ -1035,8 +1050,16 @@ func midRange(ctx context.Context, tx cachedTx, start, end time.Time) ([]int64, 
 }
 
 func (w *where) add(clause string, args ...any) {
-	w.clauses = append(w.clauses, clause)
-	w.args = append(w.args, args...)
+	w.clauses = append(w.clauses[:len(w.clauses):len(w.clauses)], clause)
+	w.args = append(w.args[:len(w.args):len(w.args)], args...)
+}
+
+// drive narrows w's driver to the candidates cands of one of its filters.
+func (w *where) drive(cands midSet) {
+	if w.driven {
+		cands = w.driver.intersect(cands)
+	}
+	w.driven, w.driver = true, cands
 }
 
 func (w *where) sql() string {
@@ -1277,18 +1300,20 @@ func (w *where) text(f tracking.TextFilter, field textField) {
 	}
 	ors := make([]string, 0, len(f.Values))
 	var args []any
+	// The substring index finds the candidates of each value (not of one
+	// shorter than 3 characters); pred keeps the match exact.
+	var cands midSet
+	found := f.Op == tracking.OpContains
 	for _, v := range f.Values {
 		v = field.fold(v)
 		clause, a := field.pred(f.Op, v)
-		if cands, ok := w.subs.candidates([]gramField{field.gram}, v); ok && f.Op == tracking.OpContains {
-			// The substring index found the candidates (it cannot look up
-			// fewer than 3 characters); pred keeps the match exact.
-			clause = candidatesIn + " AND " + clause
-			a = append([]any{cands}, a...)
-			w.candidates = true
-		}
+		c, ok := w.subs.candidates([]gramField{field.gram}, v)
+		cands, found = cands.union(c), found && ok
 		ors = append(ors, "("+clause+")")
 		args = append(args, a...)
 	}
 	w.add("("+strings.Join(ors, " OR ")+")", args...)
+	if found {
+		w.drive(cands)
+	}
 }

@@ -217,8 +217,8 @@ func TestSealedEras(t *testing.T) {
 	}
 	subs, err := lookupSubstrings(ctx, tx, []substringKey{keyOf([]gramField{gramSubject}, "in voice")}, time.Time{}, at(eraMIDs-1))
 	tx.Rollback()
-	if got, _ := subs.candidates([]gramField{gramSubject}, "in voice"); err != nil || got != "[6]" {
-		t.Errorf("sealed candidates of %q = %s, %v; want [6]", "in voice", got, err)
+	if got, _ := subs.candidates([]gramField{gramSubject}, "in voice"); err != nil || jsonInts(got) != "[6]" {
+		t.Errorf("sealed candidates of %q = %v, %v; want [6]", "in voice", got, err)
 	}
 
 	// Saved again into sealed era 0: found by its new subject from grams,

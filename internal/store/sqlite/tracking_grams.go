@@ -270,12 +270,13 @@ func keyOf(fields []gramField, v string) substringKey {
 }
 
 // substrings holds, for each substring a search looks up, the candidate
-// MIDs of its window as a JSON array (for json_each).
-type substrings map[substringKey]string
+// MIDs of its window: those the substring index finds, and those not
+// indexed yet.
+type substrings map[substringKey]midSet
 
-// candidates returns the JSON array of the MIDs that may hold v in one of
-// fields, and false when v was not looked up (the caller then scans).
-func (s substrings) candidates(fields []gramField, v string) (string, bool) {
+// candidates returns the MIDs that may hold v in one of fields, and false
+// when v was not looked up (the caller then scans).
+func (s substrings) candidates(fields []gramField, v string) (midSet, bool) {
 	c, ok := s[keyOf(fields, v)]
 	return c, ok
 }
@@ -295,15 +296,29 @@ func lookupSubstrings(ctx context.Context, tx cachedTx, needs []substringKey, st
 	if err != nil {
 		return nil, err
 	}
+	// The messages still queued for the indexer are candidates of every
+	// lookup: the index cannot tell yet.
+	var queued midSet
+	err = eachRow(tx.QueryContext(ctx, `SELECT mid FROM search_queue WHERE mid BETWEEN ? AND ? ORDER BY mid DESC`, mids[0], mids[1]))(func(rows *sql.Rows) error {
+		var mid int64
+		err := rows.Scan(&mid)
+		queued = append(queued, mid)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	l := &gramLookup{tx: tx, lo: mids[0], hi: mids[1], seal: seal}
 	out := make(substrings, len(needs))
 	for _, k := range needs {
 		if _, done := out[k]; done {
 			continue
 		}
-		if out[k], err = l.candidates(ctx, k); err != nil {
+		found, err := l.candidates(ctx, k)
+		if err != nil {
 			return nil, err
 		}
+		out[k] = found.union(queued)
 	}
 	return out, nil
 }
@@ -331,9 +346,9 @@ const lookupEraSQL = `WITH RECURSIVE e (era) AS (SELECT ?1 UNION ALL SELECT era 
 // k.fields may hold the value k.value: every trigram of it in one field.
 // It reads the sealed eras of the window, then the chunks that are not
 // sealed for one of the fields or are in a dirty era.
-func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, error) {
+func (l *gramLookup) candidates(ctx context.Context, k substringKey) (midSet, error) {
 	if l.hi < l.lo {
-		return "[]", nil
+		return nil, nil
 	}
 	c0, c1 := l.lo>>chunkShift, l.hi>>chunkShift
 	fields := make([]gramField, len(k.fields))
@@ -350,7 +365,7 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 			})
 		})
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 	}
 	var spans [][2]int64 // chunks to read in grams, ascending
@@ -365,10 +380,10 @@ func (l *gramLookup) candidates(ctx context.Context, k substringKey) (string, er
 			continue
 		}
 		if err := l.eachRow(ctx, lookupGramSQL, sp[0], sp[1], args, m.or); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
-	return midsJSON(m.candidates(), c0, l.lo, l.hi), nil
+	return candidateMIDs(m.candidates(), c0, l.lo, l.hi), nil
 }
 
 // eachRow runs query, lookupGramSQL or lookupEraSQL, over the chunks or
@@ -472,30 +487,67 @@ func jsonInts(xs []int64) string {
 	return sb.String()
 }
 
-// midsJSON returns the MIDs of chunks (the first being chunk c0) between lo
-// and hi as a JSON array, newest first.
-func midsJSON(chunks []chunkBits, c0, lo, hi int64) string {
-	var sb strings.Builder
-	sb.WriteByte('[')
+// midSet is a set of MIDs, highest first, as a search reads its
+// candidates: the newest first.
+type midSet []int64
+
+// candidateMIDs returns the MIDs of chunks (the first being chunk c0) between
+// lo and hi.
+func candidateMIDs(chunks []chunkBits, c0, lo, hi int64) midSet {
+	var out midSet
 	for i := len(chunks) - 1; i >= 0; i-- {
 		base := (c0 + int64(i)) << chunkShift
 		for w := chunkWords - 1; w >= 0; w-- {
 			for word := chunks[i][w]; word != 0; {
 				top := 63 - bits.LeadingZeros64(word)
 				word &^= 1 << top
-				mid := base + int64(w*64+top)
-				if mid < lo || mid > hi {
-					continue
+				if mid := base + int64(w*64+top); mid >= lo && mid <= hi {
+					out = append(out, mid)
 				}
-				if sb.Len() > 1 {
-					sb.WriteByte(',')
-				}
-				sb.WriteString(strconv.FormatInt(mid, 10))
 			}
 		}
 	}
-	sb.WriteByte(']')
-	return sb.String()
+	return out
+}
+
+// union returns the MIDs in s or t.
+func (s midSet) union(t midSet) midSet {
+	if len(t) == 0 {
+		return s
+	}
+	out := make(midSet, 0, len(s)+len(t))
+	i, j := 0, 0
+	for i < len(s) || j < len(t) {
+		switch {
+		case j == len(t) || i < len(s) && s[i] > t[j]:
+			out = append(out, s[i])
+			i++
+		case i == len(s) || t[j] > s[i]:
+			out = append(out, t[j])
+			j++
+		default:
+			out = append(out, s[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
+}
+
+// intersect returns the MIDs in both s and t.
+func (s midSet) intersect(t midSet) midSet {
+	var out midSet
+	for i, j := 0, 0; i < len(s) && j < len(t); {
+		switch {
+		case s[i] > t[j]:
+			i++
+		case t[j] > s[i]:
+			j++
+		default:
+			out = append(out, s[i])
+			i, j = i+1, j+1
+		}
+	}
+	return out
 }
 
 // indexable reports whether the folded value v can be looked up: a trigram

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -132,61 +131,41 @@ func fieldsOf(cols []textCol) []gramField {
 }
 
 // contains is the condition that any of cols holds the substring v: the
-// exact check of each col, on the candidates that subs found in the
-// substring index and on the messages not indexed yet. Without
-// candidates (v is too short, or was not looked up) every message is
-// checked.
-func contains(v string, cols []textCol, subs substrings) (string, []any) {
+// exact check of each col. A search whose candidates drive it (see
+// where.drive) checks only those.
+func contains(v string, cols []textCol) (string, []any) {
 	v = tracking.Fold(v)
 	scans := make([]string, len(cols))
-	args := make([]any, 0, len(cols)+1)
+	args := make([]any, 0, len(cols))
 	for i, c := range cols {
 		scans[i] = c.scan
 		args = append(args, v)
 	}
-	cond := "(" + strings.Join(scans, " OR ") + ")"
-	if cands, ok := subs.candidates(fieldsOf(cols), v); ok {
-		return "(" + candidatesIn + " AND " + cond + ")", append([]any{cands}, args...)
-	}
-	return cond, args
+	return "(" + strings.Join(scans, " OR ") + ")", args
 }
 
 // scanPageMatches is how many matches make a search's page quicker to
-// find by reading the newest rows (scanCandidates): one in 1,000 rows of
-// ten million.
+// find by reading the newest rows of the window and checking each than by
+// sorting the matches: one in 1,000 rows of ten million. readMatches keeps
+// no more.
 const scanPageMatches = 10_000
 
-// candidatesIn is the condition that m is a candidate of the substring
-// index (a JSON array, the argument) or not indexed yet.
-const candidatesIn = "m.mid IN (SELECT value FROM json_each(?) UNION ALL SELECT mid FROM search_queue)"
-
-// scanCandidates returns query with its candidates only checked, not
-// looked up: the unary + lets SQLite read the newest rows of the time index
-// first instead. A search with more matches than it counts, and at least
-// scanPageMatches, finds its page among its newest rows, while reading
-// every candidate would take as long as the count again.
-func scanCandidates(query string) string {
-	return strings.ReplaceAll(query, candidatesIn, "+"+candidatesIn)
+// drivenMatches returns the query, from sel on, that reads w's candidates
+// (a JSON array, the first of args), highest MID first, and checks each,
+// up to a limit the caller appends. Each is read from the index
+// messages_text, which holds the subject and sender that most checks read,
+// many to a page; the planner cannot tell that it is narrower than the
+// table without statistics on it, so it is named.
+func (w where) drivenMatches(sel string) (query string, args []any) {
+	return sel + ` FROM json_each(?) c JOIN messages m INDEXED BY messages_text ON m.mid = c.value` + w.sql(),
+		append([]any{jsonInts(w.driver)}, w.args...)
 }
 
-// matchesSQL reads the MID and time of every match of w, whose
-// candidates drive (w.candidates), up to a limit (its last argument). The
-// exact check reads each candidate's subject and sender from the index
-// messages_text, many to a page, rather than from its row; the planner
-// cannot tell that the index is narrower without statistics on it, so it
-// is named.
-func (w where) matchesSQL() string {
-	return `SELECT m.mid, m.injected_at FROM messages m INDEXED BY messages_text` + w.sql() + ` LIMIT ?`
-}
-
-// scanCandidates returns w with its candidates only checked (see
-// scanCandidates).
-func (w where) scanCandidates() where {
-	w.clauses = slices.Clone(w.clauses)
-	for i, c := range w.clauses {
-		w.clauses[i] = scanCandidates(c)
-	}
-	return w
+// drivenPage returns the query of a page of w's messages that its
+// candidates drive, ending with tail, and its arguments but tail's.
+func (w where) drivenPage(tail string) (query string, args []any) {
+	return `SELECT ` + messageColumns + ` FROM json_each(?) c JOIN messages m ON m.mid = c.value` + w.sql() + ` ` + tail,
+		append([]any{jsonInts(w.driver)}, w.args...)
 }
 
 // substringNeeds returns the lookups of the substring terms of s.
@@ -240,7 +219,7 @@ var flagConds = map[string]func() (string, []any){
 // termCond returns the condition of t, negation included, and whether it
 // is answered by an index lookup of few rows (see searchWhere). timeCol is
 // how to name the injection time.
-func termCond(t tracking.Term, timeCol string, subs substrings) (cond string, args []any, selective bool) {
+func termCond(t tracking.Term, timeCol string) (cond string, args []any, selective bool) {
 	switch t.Key {
 	case tracking.KeyAfter, tracking.KeyBefore:
 		// Negated, an inclusive bound turns round: -after:d is "at or
@@ -257,7 +236,7 @@ func termCond(t tracking.Term, timeCol string, subs substrings) (cond string, ar
 		}
 		return "m.size " + op + " ?", []any{t.Size}, false
 	}
-	cond, args, selective = positiveCond(t, subs)
+	cond, args, selective = positiveCond(t)
 	if t.Negated {
 		return "NOT " + cond, args, false
 	}
@@ -267,7 +246,7 @@ func termCond(t tracking.Term, timeCol string, subs substrings) (cond string, ar
 // positiveCond is the condition of t without its negation. For list
 // fields it holds when any element matches, so that its negation holds
 // when none does.
-func positiveCond(t tracking.Term, subs substrings) (string, []any, bool) {
+func positiveCond(t tracking.Term) (string, []any, bool) {
 	switch t.Key {
 	case tracking.KeyIs, tracking.KeyHas:
 		c, a := flagConds[string(t.Key)+":"+t.Value]()
@@ -302,7 +281,7 @@ func positiveCond(t tracking.Term, subs substrings) (string, []any, bool) {
 	case tracking.KeyStatus:
 		return "(instr(sightline_fold(m.status), ?) > 0)", []any{tracking.Fold(t.Value)}, false
 	}
-	c, a := contains(t.Value, substringCols[t.Key], subs)
+	c, a := contains(t.Value, substringCols[t.Key])
 	return c, a, indexable(tracking.Fold(t.Value))
 }
 
@@ -333,16 +312,16 @@ func searchWindow(s tracking.Search) (start, end time.Time) {
 func searchWhere(s tracking.Search, subs substrings) (w where, timeCol string) {
 	timeCol = "m.injected_at"
 	for _, t := range s.Terms {
-		if _, _, sel := termCond(t, timeCol, nil); sel {
+		if _, _, sel := termCond(t, timeCol); sel {
 			timeCol = "+m.injected_at"
 			break
 		}
 	}
 	for _, t := range s.Terms {
-		c, a, _ := termCond(t, timeCol, subs)
+		c, a, _ := termCond(t, timeCol)
 		w.add(c, a...)
-		if _, ok := subs.candidates(fieldsOf(substringCols[t.Key]), tracking.Fold(t.Value)); ok && !t.Negated {
-			w.candidates = true
+		if cands, ok := subs.candidates(fieldsOf(substringCols[t.Key]), tracking.Fold(t.Value)); ok && !t.Negated {
+			w.drive(cands)
 		}
 	}
 	return w, timeCol
@@ -366,19 +345,14 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 
 	var page tracking.SearchPage
 	var msgs []*tracking.Message
-	limit, readPage := q.PageLimit(), true
-	if w.candidates {
-		// One pass reads and checks the candidates for both the count and
-		// the page.
-		ms, err := readMatches(ctx, tx, w.matchesSQL(), w.args, tracking.SearchCountLimit)
+	limit, readPage, drivePage := q.PageLimit(), true, false
+	if w.driven {
+		ms, total, all, err := readMatches(ctx, tx, w, tracking.SearchCountLimit)
 		if err != nil {
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}
-		if page.Total = len(ms); page.Total > tracking.SearchCountLimit {
-			if page.Total >= scanPageMatches {
-				w = w.scanCandidates()
-			}
-		} else {
+		switch page.Total = total; {
+		case all:
 			if q.After != nil {
 				ms = ms.before(q.After.InjectedAt.UnixNano(), q.After.MID)
 			}
@@ -386,6 +360,8 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 				return tracking.SearchPage{}, wrapDB("search messages", err)
 			}
 			readPage = false
+		case total < scanPageMatches:
+			drivePage = true
 		}
 	} else {
 		countArgs := append(w.args[:len(w.args):len(w.args)], tracking.SearchCountLimit+1)
@@ -400,8 +376,12 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 		if q.After != nil {
 			w.add("("+timeCol+", m.mid) < (?, ?)", q.After.InjectedAt.UnixNano(), q.After.MID)
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m`+w.sql()+
-			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`, append(w.args, limit+1)...)
+		const tail = `ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`
+		query, args := `SELECT `+messageColumns+` FROM messages m`+w.sql()+` `+tail, w.args
+		if drivePage {
+			query, args = w.drivenPage(tail)
+		}
+		rows, err := tx.QueryContext(ctx, query, append(args, limit+1)...)
 		if err != nil {
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}

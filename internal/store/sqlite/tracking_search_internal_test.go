@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,13 +46,18 @@ func queryPlan(t *testing.T, db *sql.DB, query string, args ...any) []string {
 	return plan
 }
 
-// fillMessages inserts n bare messages with MIDs 1…n straight into the
-// table, faster than Apply.
-func fillMessages(t *testing.T, s *TrackingStore, n int) {
+// fillMessages inserts n bare messages with MIDs 1…n (x), injected at x
+// seconds, straight into the table, faster than Apply. set gives some
+// columns an SQL expression of x.
+func fillMessages(t *testing.T, s *TrackingStore, n int, set map[string]string) {
 	t.Helper()
 	cols := strings.Split(strings.NewReplacer("\n", "", "\t", "", " ", "").Replace(messageColumns), ",")
 	vals := make([]string, len(cols))
 	for i, c := range cols {
+		if e, ok := set[c]; ok {
+			vals[i] = e
+			continue
+		}
 		switch c {
 		case "mid", "icid":
 			vals[i] = "x"
@@ -78,7 +84,7 @@ func fillMessages(t *testing.T, s *TrackingStore, n int) {
 
 func TestSearchMessagesTotalCapped(t *testing.T) {
 	s := openSearchStore(t)
-	fillMessages(t, s, tracking.SearchCountLimit+1)
+	fillMessages(t, s, tracking.SearchCountLimit+1, nil)
 	tests := []struct {
 		q      string
 		total  int
@@ -106,6 +112,62 @@ func TestSearchMessagesTotalCapped(t *testing.T) {
 	}
 }
 
+// TestDrivenSearchPastKept checks searches whose candidates drive them
+// and have more matches than readMatches keeps: it counts the rest, and
+// the page is read from the newest rows of the window, or from the
+// candidates when the count stopped early.
+func TestDrivenSearchPastKept(t *testing.T) {
+	ctx := context.Background()
+	s := openSearchStore(t)
+	n := 2*scanPageMatches + 1
+	// Every odd MID holds "invoice": 10,001 matches. MID 1 is the newest,
+	// so that the first candidates (the highest MIDs) are not the newest
+	// matches. Every message is still queued for the indexer, so every one
+	// is a candidate.
+	fillMessages(t, s, n, map[string]string{
+		"subject_lc":  "CASE WHEN x % 2 = 1 THEN 'quarterly invoice ' || x ELSE 'receipt ' || x END",
+		"injected_at": "CASE WHEN x = 1 THEN x + 30000 ELSE x END * 1000000000",
+	})
+	for _, q := range []string{
+		`INSERT INTO search_queue (mid) SELECT mid FROM messages`,
+		`INSERT INTO mid_ranges (hour, min_mid, max_mid) SELECT injected_at / 3600000000000, min(mid), max(mid) FROM messages GROUP BY 1`,
+	} {
+		if _, err := s.db.W.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := []int64{1, int64(n), int64(n - 2)}
+	for _, c := range []struct {
+		v                  string
+		offset, countLimit int
+		want               []int64
+		total              int
+		capped             bool
+	}{
+		{"invoice", 0, 0, top, scanPageMatches + 1, false},
+		{"invoice", scanPageMatches, 0, []int64{3}, scanPageMatches + 1, false},
+		{"invoice", 0, scanPageMatches, top, scanPageMatches, true},
+		{"invoice", 0, 5, top, 5, true},
+		{"invoice", 2, 5, []int64{int64(n - 2), int64(n - 4), int64(n - 6)}, 5, true},
+		{"invoice 1999", 0, 0, []int64{19999, 19997, 19995}, 6, false},
+	} {
+		s.CountLimit = c.countLimit
+		page, err := s.Search(ctx, tracking.Query{Start: time.Unix(0, 0), End: time.Unix(40000, 0), Subject: has(c.v), Offset: c.offset, Limit: 3})
+		if got := mids(page.Messages); err != nil || !slices.Equal(got, c.want) || page.Total != c.total || page.TotalCapped != c.capped {
+			t.Errorf("%q, offset %d, count limit %d: Search = %v (total %d, capped %v), %v; want %v (total %d, capped %v)",
+				c.v, c.offset, c.countLimit, got, page.Total, page.TotalCapped, err, c.want, c.total, c.capped)
+		}
+	}
+	sq, err := tracking.ParseSearch(`subject:invoice`, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq, Limit: 3})
+	if got := mids(page.Messages); err != nil || !slices.Equal(got, top) || page.Total != tracking.SearchCountLimit || !page.TotalCapped {
+		t.Errorf("SearchMessages = %v (total %d, capped %v), %v; want %v (total %d, capped)", got, page.Total, page.TotalCapped, err, top, tracking.SearchCountLimit)
+	}
+}
+
 // TestSearchMessagesPlans checks that selective terms are answered by their
 // index rather than by a scan of messages.
 func TestSearchMessagesPlans(t *testing.T) {
@@ -122,10 +184,11 @@ func TestSearchMessagesPlans(t *testing.T) {
 		{"md5:" + strings.Repeat("ab", 16), "attachments_md5"},
 		{"url:https://x.example/", "urls_url_folded"},
 		{"message-id:a@b", "messages_message_id"},
-		// Substring terms: the candidates of the substring index drive.
-		{"from:alice", "SEARCH m USING INTEGER PRIMARY KEY"},
-		{"host:relay", "SEARCH m USING INTEGER PRIMARY KEY"},
-		{"url:tracker", "SEARCH m USING INTEGER PRIMARY KEY"},
+		// Substring terms: the candidates of the substring index drive,
+		// each looked up in messages_text.
+		{"from:alice", "messages_text (mid=?)"},
+		{"host:relay", "messages_text (mid=?)"},
+		{"url:tracker", "messages_text (mid=?)"},
 		{"mid:7", "INTEGER PRIMARY KEY"},
 		{"after:2026-01-01", "messages_time"},
 	}
@@ -144,16 +207,21 @@ func TestSearchMessagesPlans(t *testing.T) {
 			t.Fatal(err)
 		}
 		w, _ := searchWhere(sq, subs)
-		text := strings.Join(queryPlan(t, s.db.R, `SELECT mid FROM messages m`+w.sql()+
-			` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args...), "\n")
+		query, args := `SELECT mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT 50`, w.args
+		if w.driven {
+			query, args = w.drivenMatches(`SELECT m.mid`)
+			query += ` LIMIT 50`
+		}
+		text := strings.Join(queryPlan(t, s.db.R, query, args...), "\n")
 		if !strings.Contains(text, tt.want) || strings.Contains(text, "SCAN m\n") || strings.HasSuffix(text, "SCAN m") {
 			t.Errorf("plan of %q does not use %s:\n%s", tt.q, tt.want, text)
 		}
 	}
 }
 
-// TestContainsPlans checks that the exact check of a subject or sender
-// "contains" reads its candidates from messages_text alone, and that the
+// TestContainsPlans checks that the candidates of a "contains" drive its
+// search, highest MID first as readMatches counts on, that the exact check
+// of a subject or sender reads them from messages_text alone, and that the
 // index named in the query leaves SQLite a plan for every other shape of
 // search with candidates.
 func TestContainsPlans(t *testing.T) {
@@ -162,13 +230,13 @@ func TestContainsPlans(t *testing.T) {
 	covering := "SEARCH m USING COVERING INDEX messages_text (mid=?)"
 	for _, c := range []struct {
 		q    tracking.Query
-		want string
+		want string // "" when the candidates cannot drive
 	}{
 		{tracking.Query{Subject: has("invoice")}, covering},
 		{tracking.Query{Sender: has("alice")}, covering},
 		{tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"invoice", "receipt"}}}, covering},
 		// Too short to look up: every message is checked.
-		{tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"in", "invoice"}}}, "SCAN m USING COVERING INDEX messages_text"},
+		{tracking.Query{Subject: tracking.TextFilter{Op: tracking.OpContains, Values: []string{"in", "invoice"}}}, ""},
 		{tracking.Query{Subject: has("invoice"), Direction: "incoming", Recipient: has("bob")}, "SEARCH m USING INDEX messages_text (mid=?)"},
 	} {
 		tx, err := s.beginRead(ctx)
@@ -180,8 +248,24 @@ func TestContainsPlans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if text := strings.Join(queryPlan(t, s.db.R, p.matches, append(p.args, 100)...), "\n"); !strings.Contains(text, c.want) {
-			t.Errorf("plan of %+v: want %q in\n%s", c.q, c.want, text)
+		if p.driven == nil {
+			if c.want != "" {
+				t.Errorf("%+v: the candidates do not drive", c.q)
+			}
+			continue
+		}
+		if c.want == "" {
+			t.Errorf("%+v: candidates drive, but one value has none", c.q)
+			continue
+		}
+		rest := *p.driven
+		rest.add("c.value < ?", 1000)
+		for _, w := range []where{*p.driven, rest} {
+			query, args := w.drivenMatches(`SELECT m.mid`)
+			plan := queryPlan(t, s.db.R, query+` LIMIT ?`, append(args, 100)...)
+			if text := strings.Join(plan, "\n"); !strings.HasPrefix(plan[0], "SCAN c VIRTUAL TABLE") || !strings.Contains(text, c.want) {
+				t.Errorf("plan of %+v: want the candidates first, then %q, in\n%s", c.q, c.want, text)
+			}
 		}
 	}
 }
