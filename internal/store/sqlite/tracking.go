@@ -772,9 +772,11 @@ func readMatches(ctx context.Context, tx cachedTx, w where, limit int) (ms match
 	if err != nil || len(ms) < keep || keep > limit {
 		return ms, len(ms), len(ms) < keep, err
 	}
-	// The candidates come highest MID first: the rest are below the last.
+	// The candidates come highest MID first: the rest are after the last
+	// match kept.
+	last, _ := slices.BinarySearchFunc(w.driver, ms[len(ms)-1].mid, func(a, b int64) int { return cmp.Compare(b, a) })
 	rest := w
-	rest.add("c.value < ?", ms[len(ms)-1].mid)
+	rest.driver = w.driver[last+1:]
 	query, args = rest.drivenMatches(`SELECT count(*) FROM (SELECT 1`)
 	var more int
 	err = tx.QueryRowContext(ctx, query+` LIMIT ?)`, append(args, limit+1-keep)...).Scan(&more)

@@ -258,14 +258,10 @@ func TestContainsPlans(t *testing.T) {
 			t.Errorf("%+v: candidates drive, but one value has none", c.q)
 			continue
 		}
-		rest := *p.driven
-		rest.add("c.value < ?", 1000)
-		for _, w := range []where{*p.driven, rest} {
-			query, args := w.drivenMatches(`SELECT m.mid`)
-			plan := queryPlan(t, s.db.R, query+` LIMIT ?`, append(args, 100)...)
-			if text := strings.Join(plan, "\n"); !strings.HasPrefix(plan[0], "SCAN c VIRTUAL TABLE") || !strings.Contains(text, c.want) {
-				t.Errorf("plan of %+v: want the candidates first, then %q, in\n%s", c.q, c.want, text)
-			}
+		query, args := p.driven.drivenMatches(`SELECT m.mid`)
+		plan := queryPlan(t, s.db.R, query+` LIMIT ?`, append(args, 100)...)
+		if text := strings.Join(plan, "\n"); !strings.HasPrefix(plan[0], "SCAN c VIRTUAL TABLE") || !strings.Contains(text, c.want) {
+			t.Errorf("plan of %+v: want the candidates first, then %q, in\n%s", c.q, c.want, text)
 		}
 	}
 }
