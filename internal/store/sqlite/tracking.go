@@ -759,29 +759,48 @@ type matchList []match
 // readMatches reads and checks the candidates of w, which drive it, and
 // returns its matches, how many there are up to limit+1, and whether ms
 // holds them all. It keeps the MID and time of up to scanPageMatches
-// matches, enough to sort a page from, and only counts the rest.
+// matches, enough to sort a page from, and only counts the rest. It reads
+// the candidates, highest MID first, in batches that double from
+// firstMatchBatch, so that a search that reaches its limit early leaves the
+// rest of them alone.
 func readMatches(ctx context.Context, tx cachedTx, w where, limit int) (ms matchList, total int, all bool, err error) {
 	keep := min(limit+1, scanPageMatches)
-	query, args := w.drivenMatches(`SELECT m.mid, m.injected_at`)
-	err = eachRow(tx.QueryContext(ctx, query+` LIMIT ?`, append(args, keep)...))(func(rows *sql.Rows) error {
-		var m match
-		err := rows.Scan(&m.mid, &m.at)
-		ms = append(ms, m)
-		return err
-	})
-	if err != nil || len(ms) < keep || keep > limit {
-		return ms, len(ms), len(ms) < keep, err
+	next := 0 // the first candidate not read yet
+	for n := firstMatchBatch; next < len(w.driver) && total <= limit; n *= 2 {
+		b := w
+		b.driver = w.driver[next:min(next+n, len(w.driver))]
+		next += len(b.driver)
+		if len(ms) == keep {
+			var more int
+			query, args := b.drivenMatches(`SELECT count(*) FROM (SELECT 1`)
+			if err := tx.QueryRowContext(ctx, query+` LIMIT ?)`, append(args, limit+1-total)...).Scan(&more); err != nil {
+				return nil, 0, false, err
+			}
+			total += more
+			continue
+		}
+		query, args := b.drivenMatches(`SELECT m.mid, m.injected_at`)
+		err := eachRow(tx.QueryContext(ctx, query+` LIMIT ?`, append(args, keep-len(ms))...))(func(rows *sql.Rows) error {
+			var m match
+			err := rows.Scan(&m.mid, &m.at)
+			ms = append(ms, m)
+			return err
+		})
+		if err != nil {
+			return nil, 0, false, err
+		}
+		if total = len(ms); total == keep {
+			// Stopped at the last match kept, which may be within the
+			// batch: the candidates come highest MID first.
+			last, _ := slices.BinarySearchFunc(w.driver, ms[len(ms)-1].mid, func(a, b int64) int { return cmp.Compare(b, a) })
+			next = last + 1
+		}
 	}
-	// The candidates come highest MID first: the rest are after the last
-	// match kept.
-	last, _ := slices.BinarySearchFunc(w.driver, ms[len(ms)-1].mid, func(a, b int64) int { return cmp.Compare(b, a) })
-	rest := w
-	rest.driver = w.driver[last+1:]
-	query, args = rest.drivenMatches(`SELECT count(*) FROM (SELECT 1`)
-	var more int
-	err = tx.QueryRowContext(ctx, query+` LIMIT ?)`, append(args, limit+1-keep)...).Scan(&more)
-	return ms, keep + more, more == 0, err
+	return ms, total, total == len(ms) && next == len(w.driver), nil
 }
+
+// firstMatchBatch is how many candidates readMatches reads at first.
+const firstMatchBatch = 4096
 
 // before returns the matches before the cursor (at, mid) in a search's
 // order.
