@@ -765,6 +765,7 @@ type matchList []match
 // rest of them alone.
 func readMatches(ctx context.Context, tx cachedTx, w where, limit int) (ms matchList, total int, all bool, err error) {
 	keep := min(limit+1, scanPageMatches)
+	ms = make(matchList, 0, min(keep, len(w.driver)))
 	next := 0 // the first candidate not read yet
 	for n := firstMatchBatch; next < len(w.driver) && total <= limit; n *= 2 {
 		b := w

@@ -10,7 +10,6 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -475,16 +474,15 @@ func (m *gramMatrix) candidates() []chunkBits {
 
 // jsonInts returns a JSON array of xs.
 func jsonInts(xs []int64) string {
-	var sb strings.Builder
-	sb.WriteByte('[')
+	b := make([]byte, 0, 2+len(xs)*9) // room for 8-digit numbers
+	b = append(b, '[')
 	for i, x := range xs {
 		if i > 0 {
-			sb.WriteByte(',')
+			b = append(b, ',')
 		}
-		sb.WriteString(strconv.FormatInt(x, 10))
+		b = strconv.AppendInt(b, x, 10)
 	}
-	sb.WriteByte(']')
-	return sb.String()
+	return string(append(b, ']'))
 }
 
 // midSet is a set of MIDs, highest first, as a search reads its
