@@ -341,7 +341,7 @@ const lookupEraSQL = `WITH RECURSIVE e (era) AS (SELECT ?1 UNION ALL SELECT era 
 	SELECT g.field, g.gram, g.era, g.mids FROM e JOIN gram_eras g ON g.era = e.era
 	WHERE g.field IN (SELECT value FROM json_each(?3)) AND g.gram IN (SELECT value FROM json_each(?4))`
 
-// candidates returns the JSON array of the MIDs, newest first, whose fields
+// candidates returns the MIDs, highest first, whose fields
 // k.fields may hold the value k.value: every trigram of it in one field.
 // It reads the sealed eras of the window, then the chunks that are not
 // sealed for one of the fields or are in a dirty era.
