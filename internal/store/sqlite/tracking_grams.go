@@ -492,7 +492,13 @@ type midSet []int64
 // candidateMIDs returns the MIDs of chunks (the first being chunk c0) between
 // lo and hi.
 func candidateMIDs(chunks []chunkBits, c0, lo, hi int64) midSet {
-	var out midSet
+	n := 0
+	for i := range chunks {
+		for _, word := range chunks[i] {
+			n += bits.OnesCount64(word)
+		}
+	}
+	out := make(midSet, 0, n)
 	for i := len(chunks) - 1; i >= 0; i-- {
 		base := (c0 + int64(i)) << chunkShift
 		for w := chunkWords - 1; w >= 0; w-- {
