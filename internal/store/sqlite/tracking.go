@@ -773,14 +773,14 @@ func readMatches(ctx context.Context, tx cachedTx, w where, limit int) (ms match
 		next += len(b.driver)
 		if len(ms) == keep {
 			var more int
-			query, args := b.drivenMatches(`SELECT count(*) FROM (SELECT 1`)
+			query, args := b.batchMatches(`SELECT count(*) FROM (SELECT 1`)
 			if err := tx.QueryRowContext(ctx, query+` LIMIT ?)`, append(args, limit+1-total)...).Scan(&more); err != nil {
 				return nil, 0, false, err
 			}
 			total += more
 			continue
 		}
-		query, args := b.drivenMatches(`SELECT m.mid, m.injected_at`)
+		query, args := b.batchMatches(`SELECT m.mid, m.injected_at`)
 		err := eachRow(tx.QueryContext(ctx, query+` LIMIT ?`, append(args, keep-len(ms))...))(func(rows *sql.Rows) error {
 			var m match
 			err := rows.Scan(&m.mid, &m.at)

@@ -161,6 +161,25 @@ func (w where) drivenMatches(sel string) (query string, args []any) {
 		append([]any{jsonInts(w.driver)}, w.args...)
 }
 
+// batchMatches returns the query, from sel on, that reads the matches
+// among w's candidates, highest MID first, up to a limit the caller
+// appends. Candidates dense in their range of MIDs are not sought one by
+// one: every message of the range is read in order and checked, which
+// costs less per message than a seek costs per candidate.
+func (w where) batchMatches(sel string) (query string, args []any) {
+	hi, lo := w.driver[0], w.driver[len(w.driver)-1]
+	if float64(len(w.driver)) < denseCandidates*float64(hi-lo+1) {
+		return w.drivenMatches(sel)
+	}
+	w.add("m.mid BETWEEN ? AND ?", lo, hi)
+	return sel + ` FROM messages m INDEXED BY messages_text` + w.sql() + ` ORDER BY m.mid DESC`, w.args
+}
+
+// denseCandidates is the share of a range's MIDs above which batchMatches
+// reads the whole range (a variable, so that tests can take both ways).
+// At 10M, a value matching 15 % of a day's messages took 30 % less time.
+var denseCandidates = 0.08
+
 // drivenPage returns the query of a page of w's messages that its
 // candidates drive, ending with tail, and its arguments but tail's.
 func (w where) drivenPage(tail string) (query string, args []any) {

@@ -137,6 +137,18 @@ func TestDrivenSearchPastKept(t *testing.T) {
 		}
 	}
 	top := []int64{1, int64(n), int64(n - 2)}
+	// Every batch of candidates is dense: read each range whole, and then
+	// seek each candidate.
+	defer func(d float64) { denseCandidates = d }(denseCandidates)
+	for _, dense := range []float64{denseCandidates, 2} {
+		denseCandidates = dense
+		checkDrivenSearch(t, s, n, top)
+	}
+}
+
+func checkDrivenSearch(t *testing.T, s *TrackingStore, n int, top []int64) {
+	t.Helper()
+	ctx := context.Background()
 	for _, c := range []struct {
 		v                  string
 		offset, countLimit int
@@ -154,8 +166,8 @@ func TestDrivenSearchPastKept(t *testing.T) {
 		s.CountLimit = c.countLimit
 		page, err := s.Search(ctx, tracking.Query{Start: time.Unix(0, 0), End: time.Unix(40000, 0), Subject: has(c.v), Offset: c.offset, Limit: 3})
 		if got := mids(page.Messages); err != nil || !slices.Equal(got, c.want) || page.Total != c.total || page.TotalCapped != c.capped {
-			t.Errorf("%q, offset %d, count limit %d: Search = %v (total %d, capped %v), %v; want %v (total %d, capped %v)",
-				c.v, c.offset, c.countLimit, got, page.Total, page.TotalCapped, err, c.want, c.total, c.capped)
+			t.Errorf("dense %v: %q, offset %d, count limit %d: Search = %v (total %d, capped %v), %v; want %v (total %d, capped %v)",
+				denseCandidates, c.v, c.offset, c.countLimit, got, page.Total, page.TotalCapped, err, c.want, c.total, c.capped)
 		}
 	}
 	sq, err := tracking.ParseSearch(`subject:invoice`, time.UTC)
@@ -164,7 +176,7 @@ func TestDrivenSearchPastKept(t *testing.T) {
 	}
 	page, err := s.SearchMessages(ctx, tracking.SearchQuery{Search: sq, Limit: 3})
 	if got := mids(page.Messages); err != nil || !slices.Equal(got, top) || page.Total != tracking.SearchCountLimit || !page.TotalCapped {
-		t.Errorf("SearchMessages = %v (total %d, capped %v), %v; want %v (total %d, capped)", got, page.Total, page.TotalCapped, err, top, tracking.SearchCountLimit)
+		t.Errorf("dense %v: SearchMessages = %v (total %d, capped %v), %v; want %v (total %d, capped)", denseCandidates, got, page.Total, page.TotalCapped, err, top, tracking.SearchCountLimit)
 	}
 }
 
@@ -262,6 +274,14 @@ func TestContainsPlans(t *testing.T) {
 		plan := queryPlan(t, s.db.R, query+` LIMIT ?`, append(args, 100)...)
 		if text := strings.Join(plan, "\n"); !strings.HasPrefix(plan[0], "SCAN c VIRTUAL TABLE") || !strings.Contains(text, c.want) {
 			t.Errorf("plan of %+v: want the candidates first, then %q, in\n%s", c.q, c.want, text)
+		}
+		// Dense candidates: their range of messages_text, read backwards.
+		dense := *p.driven
+		dense.driver = midSet{9, 8, 7}
+		query, args = dense.batchMatches(`SELECT m.mid`)
+		plan = queryPlan(t, s.db.R, query+` LIMIT ?`, append(args, 100)...)
+		if text := strings.Join(plan, "\n"); !strings.HasPrefix(text, "SEARCH m USING ") || !strings.Contains(text, "INDEX messages_text (mid>? AND mid<?)") || strings.Contains(text, "TEMP B-TREE") {
+			t.Errorf("plan of %+v with dense candidates: want a range of messages_text in order, got\n%s", c.q, text)
 		}
 	}
 }
