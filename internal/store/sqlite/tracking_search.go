@@ -167,11 +167,10 @@ func (w where) drivenMatches(sel string) (query string, args []any) {
 // one: every message of the range is read in order and checked, which
 // costs less per message than a seek costs per candidate.
 func (w where) batchMatches(sel string) (query string, args []any) {
-	hi, lo := w.driver[0], w.driver[len(w.driver)-1]
-	if float64(len(w.driver)) < denseCandidates*float64(hi-lo+1) {
+	if len(w.driver) == 0 || float64(len(w.driver)) < denseCandidates*float64(w.driver[0]-w.driver[len(w.driver)-1]+1) {
 		return w.drivenMatches(sel)
 	}
-	w.add("m.mid BETWEEN ? AND ?", lo, hi)
+	w.add("m.mid BETWEEN ? AND ?", w.driver[len(w.driver)-1], w.driver[0])
 	return sel + ` FROM messages m INDEXED BY messages_text` + w.sql() + ` ORDER BY m.mid DESC`, w.args
 }
 
