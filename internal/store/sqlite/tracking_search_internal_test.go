@@ -137,8 +137,9 @@ func TestDrivenSearchPastKept(t *testing.T) {
 		}
 	}
 	top := []int64{1, int64(n), int64(n - 2)}
-	// Every batch of candidates is dense: read each range whole, and then
-	// seek each candidate.
+	// Every batch of candidates here is dense: with the default threshold
+	// the search reads each range whole, with one no batch reaches it
+	// seeks each candidate.
 	defer func(d float64) { denseCandidates = d }(denseCandidates)
 	for _, dense := range []float64{denseCandidates, 2} {
 		denseCandidates = dense
