@@ -335,6 +335,12 @@ func searchWhere(s tracking.Search, subs substrings) (w where, timeCol string) {
 			break
 		}
 	}
+	return searchWhereWith(s, subs, timeCol), timeCol
+}
+
+// searchWhereWith is the WHERE clause of s over messages m that names the
+// injection time timeCol.
+func searchWhereWith(s tracking.Search, subs substrings, timeCol string) (w where) {
 	for _, t := range s.Terms {
 		c, a, _ := termCond(t, timeCol)
 		w.add(c, a...)
@@ -342,7 +348,7 @@ func searchWhere(s tracking.Search, subs substrings) (w where, timeCol string) {
 			w.drive(cands)
 		}
 	}
-	return w, timeCol
+	return w
 }
 
 // SearchMessages implements tracking.SearchStore: the page is read with a
@@ -391,11 +397,20 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 		page.Total, page.TotalCapped = tracking.SearchCountLimit, true
 	}
 	if readPage {
+		from := ` FROM messages m`
+		if page.Total >= scanPageMatches {
+			// So many matches: walking the window's time index from its
+			// newest end finds a page of them sooner than sorting them all,
+			// which an index lookup of a common value (a popular domain)
+			// would.
+			from, timeCol = ` FROM messages m INDEXED BY messages_time`, "m.injected_at"
+			w = searchWhereWith(q.Search, nil, timeCol)
+		}
 		if q.After != nil {
 			w.add("("+timeCol+", m.mid) < (?, ?)", q.After.InjectedAt.UnixNano(), q.After.MID)
 		}
 		const tail = `ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`
-		query, args := `SELECT `+messageColumns+` FROM messages m`+w.sql()+` `+tail, w.args
+		query, args := `SELECT `+messageColumns+from+w.sql()+` `+tail, w.args
 		if drivePage {
 			query, args = w.drivenPage(tail)
 		}

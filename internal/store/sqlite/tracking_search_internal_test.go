@@ -112,6 +112,28 @@ func TestSearchMessagesTotalCapped(t *testing.T) {
 	}
 }
 
+// TestSearchMessagesCommonValue checks the page of a search with more
+// matches than it counts, found by an index lookup of a common value: it
+// is read by walking the time index, and keeps every term and the cursor.
+func TestSearchMessagesCommonValue(t *testing.T) {
+	s := openSearchStore(t)
+	fillMessages(t, s, 12_000, nil)
+	// Every message is in 192.0.2.0/24; 12000 % 256 = 224.
+	sq, err := tracking.ParseSearch(`ip:192.0.2.0/24 -ip:192.0.2.224`, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := tracking.SearchQuery{Search: sq, Limit: 3}
+	for _, want := range [][]int64{{11999, 11998, 11997}, {11996, 11995, 11994}} {
+		page, err := s.SearchMessages(context.Background(), q)
+		if got := mids(page.Messages); err != nil || !slices.Equal(got, want) || page.Total != tracking.SearchCountLimit || !page.TotalCapped || page.Next == nil {
+			t.Fatalf("SearchMessages after %v = %v (total %d, capped %v, next %v), %v; want %v, capped at %d, and a cursor",
+				q.After, got, page.Total, page.TotalCapped, page.Next, err, want, tracking.SearchCountLimit)
+		}
+		q.After = page.Next
+	}
+}
+
 // TestDrivenSearchPastKept checks searches whose candidates drive them
 // and have more matches than readMatches keeps: it counts the rest, and
 // the page is read from the newest rows of the window, or from the
