@@ -186,12 +186,13 @@ func (w where) drivenPage(tail string) (query string, args []any) {
 		append([]any{jsonInts(w.driver)}, w.args...)
 }
 
-// substringNeeds returns the lookups of the substring terms of s.
+// substringNeeds returns the lookups of the substring terms of s that can
+// drive it: a negated term's candidates cannot.
 func substringNeeds(s tracking.Search) []substringKey {
 	var needs []substringKey
 	for _, t := range s.Terms {
 		cols, ok := substringCols[t.Key]
-		if v := tracking.Fold(t.Value); ok && indexable(v) && !exactTerm(t) {
+		if v := tracking.Fold(t.Value); ok && indexable(v) && !exactTerm(t) && !t.Negated {
 			needs = append(needs, keyOf(fieldsOf(cols), v))
 		}
 	}
