@@ -82,6 +82,48 @@ func mustSearch(tb testing.TB, s *sqlite.TrackingStore, query string, limit int,
 	return page
 }
 
+// TestSearchMessagesFoldsHeaders checks that the headers stored as sent
+// (From, host names, body) are matched case-insensitively as
+// tracking.Fold folds, beyond ASCII too, also for a value too short for the
+// substring index.
+func TestSearchMessagesFoldsHeaders(t *testing.T) {
+	msg := func(mid int64, from, helo, body string) *tracking.Message {
+		return &tracking.Message{MID: mid, ICID: mid, Direction: "incoming", InjectedAt: t0.Add(time.Duration(mid) * time.Minute),
+			SenderIP: "192.0.2.1", FriendlyFrom: from, HELO: helo, BodySnippet: body,
+			Recipients: []tracking.Recipient{{Address: "rcpt@corp.example"}}, Status: tracking.StatusDelivered}
+	}
+	for _, mode := range indexModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s := MustOpenTracking(t)
+			mode.apply()(t, s, tracking.Batch{Messages: []*tracking.Message{
+				msg(1, "ÜNAL Ölmez <unal@one.example>", "MX.KÖLN.example", "Grüße aus KÖLN"),
+				msg(2, "LIDDELL <l@two.example>", "RELAY", "HELLO World"),
+				msg(3, "\u212aZ <z@three.example>", "mx", ""), // the Kelvin sign folds to k
+			}})
+			for _, tt := range []struct {
+				q    string
+				want []int64
+			}{
+				{"from:ün", []int64{1}}, // too short for the index: every message is checked
+				{"from:ÜN", []int64{1}},
+				{"from:ölmez", []int64{1}},
+				{"from:li", []int64{2}},
+				{"from:LIDDELL", []int64{2}},
+				{"from:kz", []int64{3}},
+				{"host:kö", []int64{1}},
+				{"host:relay", []int64{2}},
+				{"hello", []int64{2}},
+				{"köln", []int64{1}},
+				{"GRÜ", []int64{1}},
+			} {
+				if got := mids(mustSearch(t, s, tt.q, 10, nil).Messages); !cmp.Equal(got, tt.want) {
+					t.Errorf("%q = %v, want %v", tt.q, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
 func TestSearchMessagesKeys(t *testing.T) {
 	for _, mode := range indexModes {
 		t.Run(mode.name, func(t *testing.T) {
