@@ -715,16 +715,12 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, limit, offset
 		dq.Start, dq.End = start, end
 		var w where
 		w.build(dq)
-		err := eachRow(tx.QueryContext(ctx, `SELECT m.mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
-			append(w.args, want-len(mids))...))(func(rows *sql.Rows) error {
-			var mid int64
-			err := rows.Scan(&mid)
-			mids = append(mids, mid)
-			return err
-		})
+		day, err := int64s(tx.QueryContext(ctx, `SELECT m.mid FROM messages m`+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
+			append(w.args, want-len(mids))...))
 		if err != nil {
 			return nil, err
 		}
+		mids = append(mids, day...)
 		end = start
 	}
 	if offset >= len(mids) {

@@ -297,13 +297,7 @@ func lookupSubstrings(ctx context.Context, tx cachedTx, needs []substringKey, st
 	}
 	// The messages still queued for the indexer are candidates of every
 	// lookup: the index cannot tell yet.
-	var queued midSet
-	err = eachRow(tx.QueryContext(ctx, `SELECT mid FROM search_queue WHERE mid BETWEEN ? AND ? ORDER BY mid DESC`, mids[0], mids[1]))(func(rows *sql.Rows) error {
-		var mid int64
-		err := rows.Scan(&mid)
-		queued = append(queued, mid)
-		return err
-	})
+	queued, err := int64s(tx.QueryContext(ctx, `SELECT mid FROM search_queue WHERE mid BETWEEN ? AND ? ORDER BY mid DESC`, mids[0], mids[1]))
 	if err != nil {
 		return nil, err
 	}

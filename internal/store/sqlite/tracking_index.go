@@ -165,7 +165,7 @@ func (s *TrackingStore) IndexPending(ctx context.Context, max int) (int, error) 
 	defer tx.Rollback()
 	st := bindAll(ctx, tx, s.index.all(), &indexStmts{})
 	defer closeAll(st.all())
-	mids, err := queryInt64s(ctx, st.pending, max)
+	mids, err := int64s(st.pending.QueryContext(ctx, max))
 	if err != nil {
 		return 0, wrapDB("index tracking search", err)
 	}
@@ -270,10 +270,11 @@ func eachRow(rows *sql.Rows, err error) func(scan func(*sql.Rows) error) error {
 	}
 }
 
-// queryInt64s returns the single integer column of st's rows.
-func queryInt64s(ctx context.Context, st *sql.Stmt, arg any) ([]int64, error) {
+// int64s takes the result of a query and returns its single integer
+// column.
+func int64s(rows *sql.Rows, err error) ([]int64, error) {
 	var out []int64
-	err := scanRows(ctx, st, arg, func(rows *sql.Rows) error {
+	err = eachRow(rows, err)(func(rows *sql.Rows) error {
 		var v int64
 		err := rows.Scan(&v)
 		out = append(out, v)

@@ -157,8 +157,8 @@ const scanPageMatches = 10_000
 // many to a page; the planner cannot tell that it is narrower than the
 // table without statistics on it, so it is named.
 func (w where) drivenMatches(sel string) (query string, args []any) {
-	return sel + ` FROM json_each(?) c JOIN messages m INDEXED BY messages_text ON m.mid = c.value` + w.sql(),
-		append([]any{jsonInts(w.driver)}, w.args...)
+	from, args := w.fromCandidates(` INDEXED BY messages_text`)
+	return sel + from, args
 }
 
 // batchMatches returns the query, from sel on, that reads the matches
@@ -182,8 +182,15 @@ var denseCandidates = 0.08
 // drivenPage returns the query of a page of w's messages that its
 // candidates drive, ending with tail, and its arguments but tail's.
 func (w where) drivenPage(tail string) (query string, args []any) {
-	return `SELECT ` + messageColumns + ` FROM json_each(?) c JOIN messages m ON m.mid = c.value` + w.sql() + ` ` + tail,
-		append([]any{jsonInts(w.driver)}, w.args...)
+	from, args := w.fromCandidates("")
+	return `SELECT ` + messageColumns + from + ` ` + tail, args
+}
+
+// fromCandidates returns the FROM and WHERE clauses that join w's
+// candidates (a JSON array, the first of args), highest MID first, to
+// messages m, read through index, and their arguments.
+func (w where) fromCandidates(index string) (string, []any) {
+	return ` FROM json_each(?) c JOIN messages m` + index + ` ON m.mid = c.value` + w.sql(), append([]any{jsonInts(w.driver)}, w.args...)
 }
 
 // substringNeeds returns the lookups of the substring terms of s that can
@@ -370,14 +377,15 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 
 	var page tracking.SearchPage
 	var msgs []*tracking.Message
-	limit, readPage, drivePage := q.PageLimit(), true, false
+	limit, readPage := q.PageLimit(), true
 	if w.driven {
+		// Counted up to scanPageMatches: a search whose matches are not
+		// all kept has at least that many, and reads its page below.
 		ms, total, all, err := readMatches(ctx, tx, w, tracking.SearchCountLimit)
 		if err != nil {
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}
-		switch page.Total = total; {
-		case all:
+		if page.Total = total; all {
 			if q.After != nil {
 				ms = ms.before(q.After.InjectedAt.UnixNano(), q.After.MID)
 			}
@@ -385,8 +393,6 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 				return tracking.SearchPage{}, wrapDB("search messages", err)
 			}
 			readPage = false
-		case total < scanPageMatches:
-			drivePage = true
 		}
 	} else {
 		countArgs := append(w.args[:len(w.args):len(w.args)], tracking.SearchCountLimit+1)
@@ -410,12 +416,8 @@ func (s *TrackingStore) SearchMessages(ctx context.Context, q tracking.SearchQue
 		if q.After != nil {
 			w.add("("+timeCol+", m.mid) < (?, ?)", q.After.InjectedAt.UnixNano(), q.After.MID)
 		}
-		const tail = `ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`
-		query, args := `SELECT `+messageColumns+from+w.sql()+` `+tail, w.args
-		if drivePage {
-			query, args = w.drivenPage(tail)
-		}
-		rows, err := tx.QueryContext(ctx, query, append(args, limit+1)...)
+		rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+from+w.sql()+` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ?`,
+			append(w.args, limit+1)...)
 		if err != nil {
 			return tracking.SearchPage{}, wrapDB("search messages", err)
 		}
