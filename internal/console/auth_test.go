@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -186,6 +187,53 @@ func TestTokenExpiry(t *testing.T) {
 	status, body, _ := tc.call(t, http.MethodGet, "/iroh/iroh-enrich/settings", tok, nil)
 	if m := decode[map[string]any](t, body); status != 401 || m["error_description"] != "JWT expired" {
 		t.Errorf("settings at 600s = %d %s, want 401 JWT expired", status, body)
+	}
+}
+
+// A verified token is remembered, and taken from memory only while it is
+// valid and its key published; a changed token is verified anew.
+func TestVerifiedTokens(t *testing.T) {
+	tc := startConsole(t, nil)
+	tok := tc.token(t, tc.org.ID, "inspect")
+	settings := func(tok string) (int, string) {
+		status, body, _ := tc.call(t, http.MethodGet, "/iroh/iroh-enrich/settings", tok, nil)
+		desc, _ := decode[map[string]any](t, body)["error_description"].(string)
+		return status, desc
+	}
+	if status, _ := settings(tok); status != 200 {
+		t.Fatalf("settings = %d, want 200", status)
+	}
+	now := tc.clock.Now()
+	cl, ok := tc.verified.get(tok, now, tc.keys)
+	if !ok || cl.Subject == "" {
+		t.Fatalf("the verified token is not remembered: %v %+v", ok, cl)
+	}
+	if _, ok := tc.verified.get(tok, now, &keyring{}); ok {
+		t.Error("a remembered token is taken although its key is no longer published")
+	}
+	if _, ok := tc.verified.get(tok, now.Add(TokenLifetime), tc.keys); ok {
+		t.Error("a remembered token is taken at its expiry")
+	}
+	if _, ok := tc.verified.get(tok, now.Add(-time.Second), tc.keys); ok {
+		t.Error("a remembered token is taken before its nbf")
+	}
+	head, rest, _ := strings.Cut(tok, ".")
+	if status, desc := settings(head + ".eyJz" + rest[4:]); status != 401 || desc == "" {
+		t.Errorf("settings with a changed payload = %d %q, want 401", status, desc)
+	}
+	if status, desc := settings(tok[:len(tok)-2] + "AA"); status != 401 || desc != "JWT signature cannot be verified" {
+		t.Errorf("settings with a changed signature = %d %q, want 401 JWT signature cannot be verified", status, desc)
+	}
+
+	var v verifiedTokens
+	for i := range maxVerifiedTokens + 1 {
+		v.put(strconv.Itoa(i), "k", cl, now)
+	}
+	if n := len(v.m); n > maxVerifiedTokens || n == 0 {
+		t.Errorf("%d tokens remembered after %d, want at most %d", n, maxVerifiedTokens+1, maxVerifiedTokens)
+	}
+	if _, ok := v.m[strconv.Itoa(maxVerifiedTokens)]; !ok {
+		t.Error("the token put last is not remembered")
 	}
 }
 

@@ -121,6 +121,7 @@ type Console struct {
 	srv        *http.Server
 	publicURL  string
 	keys       *keyring
+	verified   verifiedTokens // access tokens already verified (keys.go)
 	ui         *ui.UI
 	hc         *http.Client
 	checked    checkCache

@@ -158,25 +158,28 @@ func (k *keyring) current() (signingKey, error) {
 // key returns the published public key kid, reloading once when it is
 // unknown (another replica may have rotated).
 func (k *keyring) key(ctx context.Context, kid string) (*rsa.PublicKey, bool) {
-	find := func() *rsa.PublicKey {
-		k.mu.RLock()
-		defer k.mu.RUnlock()
-		for _, sk := range k.published {
-			if sk.id == kid {
-				return &sk.priv.PublicKey
-			}
-		}
-		return nil
-	}
-	if pk := find(); pk != nil {
+	if pk := k.lookup(kid); pk != nil {
 		return pk, true
 	}
 	if err := k.reload(ctx); err != nil {
 		k.log.Warn("reload signing keys", "err", err)
 		return nil, false
 	}
-	pk := find()
+	pk := k.lookup(kid)
 	return pk, pk != nil
+}
+
+// lookup returns the published public key kid as this replica last read
+// them, nil when it is not published.
+func (k *keyring) lookup(kid string) *rsa.PublicKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, sk := range k.published {
+		if sk.id == kid {
+			return &sk.priv.PublicKey
+		}
+	}
+	return nil
 }
 
 // sign signs claims with the current key, with its kid in the header.
@@ -364,10 +367,16 @@ var errBadToken = errors.New("invalid_token")
 
 // verifyToken checks an access token's signature (a published key named by
 // kid), times, issuer and kind, and returns its claims.
+// A token verified once is taken from c.verified while its key is
+// published and its times allow it.
 func (c *Console) verifyToken(ctx context.Context, raw string) (tokenClaims, error) {
+	if cl, ok := c.verified.get(raw, c.now(), c.keys); ok {
+		return cl, nil
+	}
 	var cl tokenClaims
+	var kid string
 	_, err := jwt.ParseWithClaims(raw, &cl, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
+		kid, _ = t.Header["kid"].(string)
 		pk, ok := c.keys.key(ctx, kid)
 		if !ok {
 			return nil, fmt.Errorf("unknown kid %q", kid)
@@ -391,5 +400,64 @@ func (c *Console) verifyToken(ctx context.Context, raw string) (tokenClaims, err
 	case cl.Subject == "" || cl.OrgID == "":
 		return cl, errInvalidToken("JWT lacks its client or organisation")
 	}
+	c.verified.put(raw, kid, cl, c.now())
 	return cl, nil
+}
+
+// verifiedTokens remembers the access tokens whose signature and claims
+// verifyToken checked, by their whole text: a client sends the same token
+// with every call of its ten minutes, and a remembered one costs a map
+// lookup instead of an RSA verification. A token is taken from here only
+// while the key that signed it is published and nbf <= now < exp, as
+// verifyToken would find; otherwise it is verified again, which gives the
+// exact error. At most maxVerifiedTokens are kept.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	kid    string
+	claims tokenClaims
+}
+
+const maxVerifiedTokens = 4096
+
+// get returns the claims of raw when it was verified and is still valid at
+// now and keys still publish the key that signed it.
+func (v *verifiedTokens) get(raw string, now time.Time, keys *keyring) (tokenClaims, bool) {
+	v.mu.Lock()
+	t, ok := v.m[raw]
+	v.mu.Unlock()
+	if !ok || !t.validAt(now) || keys.lookup(t.kid) == nil {
+		return tokenClaims{}, false
+	}
+	return t.claims, true
+}
+
+// put remembers raw, verified with the key kid. When full, it forgets the
+// expired tokens, or all of them if none has expired.
+func (v *verifiedTokens) put(raw, kid string, cl tokenClaims, now time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.m) >= maxVerifiedTokens {
+		for k, t := range v.m {
+			if !t.validAt(now) {
+				delete(v.m, k)
+			}
+		}
+		if len(v.m) >= maxVerifiedTokens {
+			clear(v.m)
+		}
+	}
+	if v.m == nil {
+		v.m = make(map[string]verifiedToken)
+	}
+	v.m[raw] = verifiedToken{kid: kid, claims: cl}
+}
+
+// validAt reports whether now is within the token's nbf and exp.
+func (t verifiedToken) validAt(now time.Time) bool {
+	exp, nbf := t.claims.ExpiresAt, t.claims.NotBefore
+	return exp != nil && now.Before(exp.Time) && (nbf == nil || !now.Before(nbf.Time))
 }
