@@ -97,18 +97,21 @@ type sightingAttachment struct {
 	SHA256 string `json:"sha256"`
 }
 
-// sightingView returns rec in view=sighting.
-func sightingView(rec record) sightingRecord {
-	m := rec.searchMessage
-	sr := sightingRecord{MID: m.MID, InjectedAt: m.InjectedAt, Direction: m.Direction, Sender: m.Sender,
-		Recipients: make([]sightingRecipient, 0, len(m.Recipients)), Subject: m.Subject, Status: m.Status,
-		SenderIP: m.SenderIP, MessageID: m.MessageID, Attachments: make([]sightingAttachment, 0, len(m.Attachments)),
-		URLs: m.URLs, VerdictChart: m.VerdictChart, LastEventAt: rec.LastEventAt}
-	for _, r := range m.Recipients {
-		sr.Recipients = append(sr.Recipients, sightingRecipient{r.Address})
+// sightingOf returns b as a record in view=sighting.
+func sightingOf(b *Brief) sightingRecord {
+	sr := sightingRecord{MID: b.MID, InjectedAt: b.InjectedAt.UTC().Format(time.RFC3339Nano), Direction: b.Direction,
+		Sender: b.Sender, Recipients: make([]sightingRecipient, 0, len(b.Recipients)), Subject: b.Subject,
+		Status: orDefault(b.Status, StatusInProgress), SenderIP: b.SenderIP, MessageID: b.MessageID,
+		Attachments: make([]sightingAttachment, 0, len(b.Attachments)), URLs: nonNil(b.URLs),
+		VerdictChart: b.VerdictChart}
+	for _, r := range b.Recipients {
+		sr.Recipients = append(sr.Recipients, sightingRecipient{r})
 	}
-	for _, a := range m.Attachments {
+	for _, a := range b.Attachments {
 		sr.Attachments = append(sr.Attachments, sightingAttachment{a.Name, a.SHA256})
+	}
+	if !b.LastEventAt.IsZero() {
+		sr.LastEventAt = b.LastEventAt.UTC().Format(time.RFC3339Nano)
 	}
 	return sr
 }
@@ -142,6 +145,17 @@ func (a *RecordsAPI) records(ctx context.Context, r *http.Request) (recordsRespo
 	if view != viewWhole && view != viewSighting {
 		return recordsResponse{}, invalidValue("view")
 	}
+	if view == viewSighting {
+		page, err := a.store.Briefs(ctx, q)
+		if err != nil {
+			return recordsResponse{}, err
+		}
+		records := make([]sightingRecord, 0, len(page.Briefs))
+		for _, b := range page.Briefs {
+			records = append(records, sightingOf(b))
+		}
+		return a.response(page.Total, page.TotalCapped, records), nil
+	}
 	page, err := a.store.Search(ctx, q)
 	if err != nil {
 		return recordsResponse{}, err
@@ -158,14 +172,11 @@ func (a *RecordsAPI) records(ctx context.Context, r *http.Request) (recordsRespo
 		}
 		records = append(records, rec)
 	}
-	resp := recordsResponse{Total: page.Total, TotalCapped: page.TotalCapped, SerialNumber: a.info.SerialNumber,
+	return a.response(page.Total, page.TotalCapped, records), nil
+}
+
+// response is the answer holding records.
+func (a *RecordsAPI) response(total int, capped bool, records any) recordsResponse {
+	return recordsResponse{Total: total, TotalCapped: capped, SerialNumber: a.info.SerialNumber,
 		HostName: a.info.HostName, Records: records}
-	if view == viewSighting {
-		views := make([]sightingRecord, 0, len(records))
-		for _, rec := range records {
-			views = append(views, sightingView(rec))
-		}
-		resp.Records = views
-	}
-	return resp, nil
 }

@@ -32,6 +32,42 @@ type Store interface {
 	// those of its connection that have no MID), in their order; a message
 	// without such an event is not in the map.
 	LastEvents(ctx context.Context, ms []*Message) (map[int64]time.Time, error)
+	// Briefs returns the page of q that Search returns, each message in
+	// brief with the time LastEvents gives it.
+	Briefs(ctx context.Context, q Query) (BriefPage, error)
+}
+
+// Brief is a message in brief: what a CTIM sighting is built from (the
+// records endpoint's view=sighting), with its last event.
+type Brief struct {
+	MID          int64
+	InjectedAt   time.Time
+	Direction    string
+	Sender       string
+	Subject      string
+	Status       string
+	SenderIP     string
+	MessageID    string
+	VerdictChart string
+	Recipients   []string          // addresses, by RID
+	Attachments  []BriefAttachment // in order
+	URLs         []string
+	// LastEventAt is the time of the last event with a Summary among
+	// those Details returns, zero when there is none (Store.LastEvents).
+	LastEventAt time.Time
+}
+
+// BriefAttachment is an attachment of a Brief.
+type BriefAttachment struct {
+	Name   string
+	SHA256 string
+}
+
+// BriefPage is one page of Briefs, counted as Page is.
+type BriefPage struct {
+	Briefs      []*Brief
+	Total       int
+	TotalCapped bool
 }
 
 // Batch is one unit of writes for Store.Apply.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -602,31 +601,71 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
 	defer tx.Rollback()
-	p, ok, err := planSearch(ctx, tx, q)
+	f, err := s.findPage(ctx, tx, q)
+	var ms []*tracking.Message
+	if err == nil {
+		ms, err = messagesByMID(ctx, tx, f.mids)
+	}
+	if err == nil {
+		err = loadChildren(ctx, tx, ms)
+	}
 	if err != nil {
 		return tracking.Page{}, wrapDB("search tracking", err)
 	}
-	if !ok {
-		return tracking.Page{Messages: []*tracking.Message{}}, nil
+	return tracking.Page{Messages: ms, Total: f.total, TotalCapped: f.capped}, nil
+}
+
+// Briefs implements tracking.Store: the page Search finds, each message
+// read in brief with its recipients, attachments, URLs and last event, in
+// one statement.
+func (s *TrackingStore) Briefs(ctx context.Context, q tracking.Query) (tracking.BriefPage, error) {
+	tx, err := s.beginRead(ctx)
+	if err != nil {
+		return tracking.BriefPage{}, wrapDB("search tracking", err)
+	}
+	defer tx.Rollback()
+	f, err := s.findPage(ctx, tx, q)
+	var bs []*tracking.Brief
+	if err == nil {
+		bs, err = briefsByMID(ctx, tx, f.mids)
+	}
+	if err != nil {
+		return tracking.BriefPage{}, wrapDB("search tracking", err)
+	}
+	return tracking.BriefPage{Briefs: bs, Total: f.total, TotalCapped: f.capped}, nil
+}
+
+// foundPage is a page of a search: the MIDs of its messages, newest
+// first, and how many messages match, up to the count limit.
+type foundPage struct {
+	mids   []int64
+	total  int
+	capped bool // more than total match
+}
+
+// findPage finds the page of q.
+func (s *TrackingStore) findPage(ctx context.Context, tx cachedTx, q tracking.Query) (foundPage, error) {
+	var f foundPage
+	p, ok, err := planSearch(ctx, tx, q)
+	if err != nil || !ok {
+		return f, err
 	}
 	limit := s.CountLimit
 	if limit <= 0 {
 		limit = DefaultCountLimit
 	}
-	var page tracking.Page
 	readPage := true
 	if p.driven != nil {
 		var ms matchList
 		var all bool
-		if ms, page.Total, all, err = readMatches(ctx, tx, *p.driven, limit); err != nil {
-			return tracking.Page{}, wrapDB("search tracking", err)
+		if ms, f.total, all, err = readMatches(ctx, tx, *p.driven, limit); err != nil {
+			return f, err
 		}
 		switch {
 		case all:
 			from := min(max(q.Offset, 0), len(ms))
-			page.Messages, err = messagesByMID(ctx, tx, ms.newest(from + q.PageLimit())[from:])
-			readPage = false
-		case page.Total < scanPageMatches:
+			f.mids, readPage = ms.newest(from + q.PageLimit())[from:], false
+		case f.total < scanPageMatches:
 			// Counted up to a low limit: the candidates drive the page too.
 			p.page, p.args = p.driven.drivenPage(`ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`)
 		}
@@ -634,36 +673,26 @@ func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.
 		// and checks each, which finds a page of so many matches sooner.
 	} else {
 		countArgs := append(p.args[:len(p.args):len(p.args)], limit+1)
-		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&page.Total); err != nil {
-			return tracking.Page{}, wrapDB("count tracking matches", err)
+		if err := tx.QueryRowContext(ctx, p.count, countArgs...).Scan(&f.total); err != nil {
+			return f, err
 		}
 	}
-	if page.Total > limit {
-		page.Total, page.TotalCapped = limit, true
+	if f.total > limit {
+		f.total, f.capped = limit, true
 	}
 	switch {
 	case !readPage:
 	case p.byDay != nil:
-		page.Messages, err = pageByDay(ctx, tx, *p.byDay, q.PageLimit(), max(q.Offset, 0))
+		f.mids, err = pageByDay(ctx, tx, *p.byDay, q.PageLimit(), max(q.Offset, 0))
 	default:
-		pageArgs := append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))
-		var rows *sql.Rows
-		if rows, err = tx.QueryContext(ctx, p.page, pageArgs...); err == nil {
-			page.Messages, err = scanMessages(rows)
-		}
+		f.mids, err = int64s(tx.QueryContext(ctx, p.page, append(p.args[:len(p.args):len(p.args)], q.PageLimit(), max(q.Offset, 0))...))
 	}
-	if err != nil {
-		return tracking.Page{}, wrapDB("search tracking", err)
-	}
-	if err := loadChildren(ctx, tx, page.Messages); err != nil {
-		return tracking.Page{}, wrapDB("search tracking", err)
-	}
-	return page, nil
+	return f, err
 }
 
 // searchPlan is how Search reads its matches: count counts them up to a
-// limit (its last argument), page reads the newest first (limit and offset
-// last), both after args. driven, when set, is the search's where whose
+// limit (its last argument), page reads the MIDs of the newest first
+// (limit and offset last), both after args. driven, when set, is the search's where whose
 // candidates drive it (readMatches): then count is not used.
 type searchPlan struct {
 	count, page string
@@ -697,13 +726,13 @@ func planSearch(ctx context.Context, tx cachedTx, q tracking.Query) (searchPlan,
 	return p, true, nil
 }
 
-// pageByDay reads the page of offset and limit of q's matches from its
-// window cut at each midnight (UTC), newest day first: a search whose
-// matches come day by day from an index in subject order sorts one day's
-// matches at a time, and only until its page is full, instead of every
-// match of the window; then it reads the page's rows. Its substring
+// pageByDay finds the MIDs of the page of offset and limit of q's matches
+// from its window cut at each midnight (UTC), newest day first: a search
+// whose matches come day by day from an index in subject order sorts one
+// day's matches at a time, and only until its page is full, instead of
+// every match of the window. Its substring
 // filters check each message of the day's index range.
-func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, limit, offset int) ([]*tracking.Message, error) {
+func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, limit, offset int) ([]int64, error) {
 	want := offset + limit
 	var mids []int64
 	for end := q.End; end.After(q.Start) && len(mids) < want; {
@@ -724,9 +753,9 @@ func pageByDay(ctx context.Context, tx cachedTx, q tracking.Query, limit, offset
 		end = start
 	}
 	if offset >= len(mids) {
-		return []*tracking.Message{}, nil
+		return nil, nil
 	}
-	return messagesByMID(ctx, tx, mids[offset:min(len(mids), want)])
+	return mids[offset:min(len(mids), want)], nil
 }
 
 // messagesByMID reads the messages of mids, newest first.
@@ -734,12 +763,8 @@ func messagesByMID(ctx context.Context, tx cachedTx, mids []int64) ([]*tracking.
 	if len(mids) == 0 {
 		return []*tracking.Message{}, nil
 	}
-	list, err := json.Marshal(mids)
-	if err != nil {
-		return nil, err
-	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages m WHERE m.mid IN (SELECT value FROM json_each(?))
-		ORDER BY m.injected_at DESC, m.mid DESC`, string(list))
+		ORDER BY m.injected_at DESC, m.mid DESC`, jsonInts(mids))
 	if err != nil {
 		return nil, err
 	}
@@ -820,7 +845,7 @@ func (ms matchList) newest(n int) []int64 {
 func (w *where) plan() searchPlan {
 	return searchPlan{
 		count: `SELECT count(*) FROM (SELECT 1 FROM messages m` + w.sql() + ` LIMIT ?)`,
-		page:  `SELECT ` + messageColumns + ` FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`,
+		page:  `SELECT m.mid FROM messages m` + w.sql() + ` ORDER BY m.injected_at DESC, m.mid DESC LIMIT ? OFFSET ?`,
 		args:  w.args,
 	}
 }
@@ -838,9 +863,8 @@ func tagPlan(tags []string, start, end time.Time) searchPlan {
 	}
 	return searchPlan{
 		count: `SELECT count(*) FROM (SELECT ` + distinct + `mid FROM flags WHERE ` + cond + ` LIMIT ?)`,
-		page: `SELECT ` + messageColumns + ` FROM messages m WHERE m.mid IN (SELECT mid FROM (SELECT ` + distinct +
-			`injected_at, mid FROM flags WHERE ` + cond + ` ORDER BY injected_at DESC, mid DESC LIMIT ? OFFSET ?))
-			ORDER BY m.injected_at DESC, m.mid DESC`,
+		page: `SELECT mid FROM (SELECT ` + distinct + `injected_at, mid FROM flags WHERE ` + cond +
+			` ORDER BY injected_at DESC, mid DESC LIMIT ? OFFSET ?)`,
 		args: args,
 	}
 }

@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sightline/sightline/internal/tracking"
@@ -81,3 +84,50 @@ SELECT e.mid, e.icid, e.seq, e.time FROM json_each(?1) AS j JOIN events AS e ON 
 UNION ALL
 SELECT e.mid, e.icid, e.seq, e.time FROM json_each(?2) AS j JOIN events AS e ON e.seq = (
 	SELECT seq FROM events WHERE mid = 0 AND icid = j.value AND summary <> '' ORDER BY seq DESC LIMIT 1)`
+
+// briefsByMID reads the messages of mids in brief, newest first, each in
+// one row with its recipients, attachments and URLs as JSON arrays and the
+// time of its last event as LastEvents finds it (lastEventsSQL): the later
+// by seq of its own newest event with a summary and its connection's.
+func briefsByMID(ctx context.Context, tx cachedTx, mids []int64) ([]*tracking.Brief, error) {
+	bs := make([]*tracking.Brief, 0, len(mids))
+	if len(mids) == 0 {
+		return bs, nil
+	}
+	err := eachRow(tx.QueryContext(ctx, briefsSQL, jsonInts(mids)))(func(rows *sql.Rows) error {
+		var b tracking.Brief
+		var injected int64
+		var last sql.NullInt64
+		var rcpts, attachments, urls string
+		if err := rows.Scan(&b.MID, &injected, &b.Direction, &b.Sender, &b.Subject, &b.Status, &b.SenderIP,
+			&b.MessageID, &b.VerdictChart, &rcpts, &attachments, &urls, &last); err != nil {
+			return err
+		}
+		b.InjectedAt = time.Unix(0, injected).UTC()
+		if last.Valid {
+			b.LastEventAt = time.Unix(0, last.Int64).UTC()
+		}
+		var pairs [][2]string
+		if err := errors.Join(json.Unmarshal([]byte(rcpts), &b.Recipients), json.Unmarshal([]byte(attachments), &pairs),
+			json.Unmarshal([]byte(urls), &b.URLs)); err != nil {
+			return fmt.Errorf("MID %d: %w", b.MID, err)
+		}
+		for _, p := range pairs {
+			b.Attachments = append(b.Attachments, tracking.BriefAttachment{Name: p[0], SHA256: p[1]})
+		}
+		bs = append(bs, &b)
+		return nil
+	})
+	return bs, err
+}
+
+const briefsSQL = `
+SELECT m.mid, m.injected_at, m.direction, m.sender, m.subject, m.status, m.sender_ip, m.message_id, m.verdict_chart,
+	(SELECT json_group_array(address ORDER BY rid) FROM recipients WHERE mid = m.mid),
+	(SELECT json_group_array(json_array(name, sha256) ORDER BY idx) FROM attachments WHERE mid = m.mid),
+	(SELECT json_group_array(url ORDER BY idx) FROM urls WHERE mid = m.mid),
+	(SELECT time FROM events WHERE seq = max(
+		coalesce((SELECT seq FROM events WHERE mid = m.mid AND mid <> 0 AND summary <> '' ORDER BY seq DESC LIMIT 1), 0),
+		coalesce((SELECT seq FROM events WHERE mid = 0 AND icid = m.icid AND m.icid <> 0 AND summary <> '' ORDER BY seq DESC LIMIT 1), 0)))
+FROM messages m WHERE m.mid IN (SELECT value FROM json_each(?))
+ORDER BY m.injected_at DESC, m.mid DESC`

@@ -179,11 +179,11 @@ func (w where) batchMatches(sel string) (query string, args []any) {
 // At 10M, a value matching 15 % of a day's messages took 30 % less time.
 var denseCandidates = 0.08
 
-// drivenPage returns the query of a page of w's messages that its
-// candidates drive, ending with tail, and its arguments but tail's.
+// drivenPage returns the query of the MIDs of a page of w's messages that
+// its candidates drive, ending with tail, and its arguments but tail's.
 func (w where) drivenPage(tail string) (query string, args []any) {
 	from, args := w.fromCandidates("")
-	return `SELECT ` + messageColumns + from + ` ` + tail, args
+	return `SELECT m.mid` + from + ` ` + tail, args
 }
 
 // fromCandidates returns the FROM and WHERE clauses that join w's

@@ -731,3 +731,77 @@ func TestTrackingLastEvents(t *testing.T) {
 		t.Errorf("LastEvents (-from Details +got):\n%s", diff)
 	}
 }
+
+// TestTrackingBriefs checks Briefs against Search and LastEvents: the same
+// page and count for every kind of plan, each message in brief with the
+// last event LastEvents gives it.
+func TestTrackingBriefs(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpenTracking(t)
+	ms := corpus()
+	ms[4].Recipients = append(ms[4].Recipients, tracking.Recipient{RID: 1, Address: "zed@corp.example"},
+		tracking.Recipient{RID: 2, Address: "amy@corp.example"})
+	ms[4].Attachments = []tracking.Attachment{{Name: `a "quoted" <&> näme.pdf`, SHA256: shaZip}, {Name: "b.txt"}}
+	ms[4].URLs = []string{"https://evil.example/2?a=<b>&c", "https://evil.example/1"}
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	mustApply(t, s, tracking.Batch{Messages: ms, Events: []tracking.Event{
+		{Time: at(10), ICID: ms[0].ICID, Summary: "New SMTP ICID"},
+		{Time: at(11), ICID: ms[0].ICID, MID: ms[0].MID, Summary: "Start message"},
+		{Time: at(12), ICID: ms[0].ICID, MID: ms[0].MID, Log: "log line only"},
+		{Time: at(13), ICID: ms[1].ICID, MID: ms[1].MID, Summary: "Start message"},
+		{Time: at(14), ICID: ms[1].ICID, Summary: "ICID closed"},
+		{Time: at(15), ICID: ms[2].ICID, Summary: "connection only"},
+		{Time: at(16), MID: ms[4].MID, Status: tracking.StatusDelivered, Recipient: "bob@corp.example", Summary: "Delivered"},
+	}})
+	mustIndex(t, s)
+	is := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpIs, Values: v} }
+	contains := func(v ...string) tracking.TextFilter { return tracking.TextFilter{Op: tracking.OpContains, Values: v} }
+	for name, q := range map[string]tracking.Query{
+		"all":                 {},
+		"second page":         {Offset: 2, Limit: 2},
+		"window":              {Start: t0.Add(2 * time.Minute), End: t0.Add(5 * time.Minute)},
+		"subject is":          {Subject: is("test test")},
+		"subject begins":      {Subject: tracking.TextFilter{Op: tracking.OpBeginsWith, Values: []string{"inv"}}},
+		"recipient contains":  {Recipient: contains("corp.ex")},
+		"domain is (tags)":    {Domain: is("corp.example")},
+		"flag (tags)":         {Events: []tracking.EventFilter{{Name: "virusPositive", Value: "True"}}},
+		"mids":                {MIDs: []int64{2, 5, 99}},
+		"matches nothing":     {Sender: is("nobody@nowhere.example")},
+		"impossible":          {Start: at(10), End: at(5)},
+		"contains and sender": {Recipient: contains("corp.ex"), Sender: is("eve@evil.example")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			page, err := s.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Messages) == 0 && name != "matches nothing" && name != "impossible" {
+				t.Fatalf("Search(%+v) found nothing", q)
+			}
+			last, err := s.LastEvents(ctx, page.Messages)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tracking.BriefPage{Total: page.Total, TotalCapped: page.TotalCapped}
+			for _, m := range page.Messages {
+				b := &tracking.Brief{MID: m.MID, InjectedAt: m.InjectedAt, Direction: m.Direction, Sender: m.Sender,
+					Subject: m.Subject, Status: m.Status, SenderIP: m.SenderIP, MessageID: m.MessageID,
+					VerdictChart: m.VerdictChart, URLs: m.URLs, LastEventAt: last[m.MID]}
+				for _, r := range m.Recipients {
+					b.Recipients = append(b.Recipients, r.Address)
+				}
+				for _, a := range m.Attachments {
+					b.Attachments = append(b.Attachments, tracking.BriefAttachment{Name: a.Name, SHA256: a.SHA256})
+				}
+				want.Briefs = append(want.Briefs, b)
+			}
+			got, err := s.Briefs(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Briefs(%+v) (-from Search and LastEvents +got):\n%s", q, diff)
+			}
+		})
+	}
+}
