@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -23,6 +24,24 @@ type DB struct {
 	Path string
 	W    *sql.DB // exactly one connection: every write goes here
 	R    *sql.DB // read-only connections
+	// turns holds a token for each reader connection taken by readTurn.
+	turns chan struct{}
+}
+
+// readTurn waits for a reader connection, in order of arrival, and returns
+// the function that ends the turn (once, however often it is called).
+// database/sql gives a freed connection to a waiter picked at random: with
+// more concurrent reads than readers, some waited many times longer than
+// the others (the console's 50 concurrent investigations: p99 two to four
+// times the median; in turn, 1.6 times).
+func (db *DB) readTurn(ctx context.Context) (end func(), err error) {
+	select {
+	case db.turns <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-db.turns }) }, nil
 }
 
 // Migration is one schema step, applied once in its own transaction.
@@ -105,7 +124,7 @@ func Open(ctx context.Context, path string, o Options, migrations []Migration) (
 	readers := max(4, 2*runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	db.R = r
+	db.R, db.turns = r, make(chan struct{}, readers)
 	return db, nil
 }
 

@@ -264,7 +264,7 @@ func (s *Spool) apply(ctx context.Context, ops []*spoolOp) (int, error) {
 		return -1, fmt.Errorf("spool: begin: %w", err)
 	}
 	for i, op := range ops {
-		if err := op.fn(ctx, cachedTx{tx, s.writes}); err != nil {
+		if err := op.fn(ctx, cachedTx{Tx: tx, stmts: s.writes}); err != nil {
 			tx.Rollback()
 			return i, err
 		}

@@ -146,6 +146,16 @@ func (c *stmtCache) Close() error {
 type cachedTx struct {
 	*sql.Tx
 	stmts *stmtCache
+	end   func() // ends the reader's turn (DB.readTurn); nil without one
+}
+
+// Rollback ends the transaction, and the reader's turn if it has one.
+func (t cachedTx) Rollback() error {
+	err := t.Tx.Rollback()
+	if t.end != nil {
+		t.end()
+	}
+	return err
 }
 
 // ExecContext runs query in the transaction with its prepared statement.

@@ -65,7 +65,7 @@ func TestCachedTxNeverWaitsForAConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := (cachedTx{tx, c}).ExecContext(ctx, insert, i); err != nil {
+		if _, err := (cachedTx{Tx: tx, stmts: c}).ExecContext(ctx, insert, i); err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}
 		if err := tx.Commit(); err != nil {

@@ -916,9 +916,19 @@ func domainValue(v string) string {
 	return strings.TrimPrefix(strings.TrimSpace(tracking.Fold(v)), "@")
 }
 
+// beginRead begins a read transaction on a reader connection taken in
+// turn; its Rollback ends the turn.
 func (s *TrackingStore) beginRead(ctx context.Context) (cachedTx, error) {
+	end, err := s.db.readTurn(ctx)
+	if err != nil {
+		return cachedTx{}, err
+	}
 	tx, err := s.db.R.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	return cachedTx{tx, s.reads}, err
+	if err != nil {
+		end()
+		return cachedTx{}, err
+	}
+	return cachedTx{Tx: tx, stmts: s.reads, end: end}, nil
 }
 
 // Details implements tracking.Store.

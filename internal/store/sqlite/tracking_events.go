@@ -34,6 +34,11 @@ func (s *TrackingStore) LastEvents(ctx context.Context, ms []*tracking.Message) 
 	if err != nil {
 		return nil, err
 	}
+	end, err := s.db.readTurn(ctx)
+	if err != nil {
+		return nil, wrapDB("read last tracking events", err)
+	}
+	defer end()
 	rows, err := s.reads.QueryContext(ctx, lastEventsSQL, string(midList), string(icidList))
 	if err != nil {
 		return nil, wrapDB("read last tracking events", err)

@@ -286,6 +286,11 @@ func int64s(rows *sql.Rows, err error) ([]int64, error) {
 // Unindexed returns how many saved messages wait for the substring indexer.
 func (s *TrackingStore) Unindexed(ctx context.Context) (int, error) {
 	var n int
+	end, err := s.db.readTurn(ctx)
+	if err != nil {
+		return 0, wrapDB("count unindexed tracking records", err)
+	}
+	defer end()
 	if err := s.db.R.QueryRowContext(ctx, `SELECT count(*) FROM search_queue`).Scan(&n); err != nil {
 		return 0, wrapDB("count unindexed tracking records", err)
 	}

@@ -17,6 +17,11 @@ const overviewTop = 10
 // and ranks their senders and threats.
 func (s *TrackingStore) Overview(ctx context.Context, since time.Time) (tracking.Overview, error) {
 	var ov tracking.Overview
+	end, err := s.db.readTurn(ctx)
+	if err != nil {
+		return ov, fmt.Errorf("tracking overview: %w", err)
+	}
+	defer end()
 	const hour = int64(time.Hour)
 	rows, err := s.db.R.QueryContext(ctx, `SELECT injected_at / ?, status, count(*) FROM messages
 		WHERE injected_at >= ? GROUP BY 1, 2 ORDER BY 1`, hour, since.UnixNano())
