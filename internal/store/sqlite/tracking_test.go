@@ -654,6 +654,42 @@ func BenchmarkTrackingLastEvents(b *testing.B) {
 	}
 }
 
+// BenchmarkTrackingRecordsPage reads a page of 50 scattered messages as
+// the records endpoint does: whole (Search, then LastEvents) and in brief
+// (Briefs, one statement).
+func BenchmarkTrackingRecordsPage(b *testing.B) {
+	ctx := context.Background()
+	s := MustOpenTracking(b)
+	for i := 0; i < 5000; i += 2500 {
+		ms := benchMessages(i, 2500)
+		mustApply(b, s, tracking.Batch{Messages: ms, Events: benchEvents(ms)})
+	}
+	var q tracking.Query
+	for i := range 50 {
+		q.MIDs = append(q.MIDs, int64(i*97+1))
+	}
+	q.Limit = 100
+	b.Run("whole", func(b *testing.B) {
+		for range b.N {
+			page, err := s.Search(ctx, q)
+			if err == nil {
+				_, err = s.LastEvents(ctx, page.Messages)
+			}
+			if err != nil || len(page.Messages) != 50 {
+				b.Fatalf("Search = %d messages, %v; want 50", len(page.Messages), err)
+			}
+		}
+	})
+	b.Run("briefs", func(b *testing.B) {
+		for range b.N {
+			page, err := s.Briefs(ctx, q)
+			if err != nil || len(page.Briefs) != 50 {
+				b.Fatalf("Briefs = %d messages, %v; want 50", len(page.Briefs), err)
+			}
+		}
+	})
+}
+
 // TestTrackingIndexer checks that the background indexer empties the queue
 // once ingest pauses, and that searches answer alike before and after.
 func TestTrackingIndexer(t *testing.T) {
