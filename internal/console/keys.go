@@ -366,9 +366,9 @@ func errInvalidToken(desc string) error {
 var errBadToken = errors.New("invalid_token")
 
 // verifyToken checks an access token's signature (a published key named by
-// kid), times, issuer and kind, and returns its claims.
-// A token verified once is taken from c.verified while its key is
-// published and its times allow it.
+// kid), times, issuer and kind, and returns its claims. A token it verified
+// before is taken from c.verified while its key is published and its times
+// allow it.
 func (c *Console) verifyToken(ctx context.Context, raw string) (tokenClaims, error) {
 	if cl, ok := c.verified.get(raw, c.now(), c.keys); ok {
 		return cl, nil

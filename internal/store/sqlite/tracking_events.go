@@ -126,6 +126,7 @@ func briefsByMID(ctx context.Context, tx cachedTx, mids []int64) ([]*tracking.Br
 	return bs, err
 }
 
+// briefsSQL reads the rows of briefsByMID.
 const briefsSQL = `
 SELECT m.mid, m.injected_at, m.direction, m.sender, m.subject, m.status, m.sender_ip, m.message_id, m.verdict_chart,
 	(SELECT json_group_array(address ORDER BY rid) FROM recipients WHERE mid = m.mid),
