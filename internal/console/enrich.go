@@ -56,11 +56,7 @@ func (c *Console) handleInspect(w http.ResponseWriter, r *http.Request, _ princi
 		writeJSON(w, http.StatusBadRequest, map[string]string{"content": "not-a-string"})
 		return nil
 	}
-	out := observable.Inspect(content)
-	if out == nil {
-		out = []observable.Observable{}
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, observable.Inspect(content))
 	return nil
 }
 

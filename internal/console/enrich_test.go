@@ -25,6 +25,7 @@ func TestInspect(t *testing.T) {
 		{"text", map[string]any{"content": "1.2.3.4 foo bar xyz.com www.xyz.com"}, 200,
 			`[{"type":"ip","value":"1.2.3.4"},{"type":"domain","value":"xyz.com"},{"type":"domain","value":"www.xyz.com"}]`},
 		{"nothing", map[string]any{"content": "nothing here"}, 200, `[]`},
+		{"empty", map[string]any{"content": ""}, 200, `[]`},
 		{"missing", map[string]any{}, 400, `{"content":"missing-required-key"}`},
 		{"not a string", map[string]any{"content": 7}, 400, `{"content":"not-a-string"}`},
 	}

@@ -21,7 +21,7 @@ import (
 //     (.), [@], [:]. The host of a URL and the domain of an email are not
 //     emitted again, and a bare number is never a cisco_mid.
 //  3. Results are in normal form, in order of first appearance, without
-//     duplicates.
+//     duplicates; none is an empty list, not nil.
 //
 // A version such as 1.2.3 or a time such as 12:30:45 is not an address; a
 // dotted quad is. <local@domain> is an email, unless the domain has no known
