@@ -596,43 +596,43 @@ func splitLines(s string) []string {
 
 // Search implements tracking.Store.
 func (s *TrackingStore) Search(ctx context.Context, q tracking.Query) (tracking.Page, error) {
-	tx, err := s.beginRead(ctx)
-	if err != nil {
-		return tracking.Page{}, wrapDB("search tracking", err)
-	}
-	defer tx.Rollback()
-	f, err := s.findPage(ctx, tx, q)
-	var ms []*tracking.Message
-	if err == nil {
-		ms, err = messagesByMID(ctx, tx, f.mids)
-	}
-	if err == nil {
-		err = loadChildren(ctx, tx, ms)
-	}
-	if err != nil {
-		return tracking.Page{}, wrapDB("search tracking", err)
-	}
-	return tracking.Page{Messages: ms, Total: f.total, TotalCapped: f.capped}, nil
+	ms, f, err := readPage(ctx, s, q, func(ctx context.Context, tx cachedTx, mids []int64) ([]*tracking.Message, error) {
+		ms, err := messagesByMID(ctx, tx, mids)
+		if err == nil {
+			err = loadChildren(ctx, tx, ms)
+		}
+		return ms, err
+	})
+	return tracking.Page{Messages: ms, Total: f.total, TotalCapped: f.capped}, err
 }
 
 // Briefs implements tracking.Store: the page Search finds, each message
 // read in brief with its recipients, attachments, URLs and last event, in
 // one statement.
 func (s *TrackingStore) Briefs(ctx context.Context, q tracking.Query) (tracking.BriefPage, error) {
+	bs, f, err := readPage(ctx, s, q, briefsByMID)
+	return tracking.BriefPage{Briefs: bs, Total: f.total, TotalCapped: f.capped}, err
+}
+
+// readPage finds the page of q and reads its messages with read, in one
+// read transaction.
+func readPage[T any](ctx context.Context, s *TrackingStore, q tracking.Query,
+	read func(context.Context, cachedTx, []int64) (T, error)) (T, foundPage, error) {
+	var zero T
 	tx, err := s.beginRead(ctx)
 	if err != nil {
-		return tracking.BriefPage{}, wrapDB("search tracking", err)
+		return zero, foundPage{}, wrapDB("search tracking", err)
 	}
 	defer tx.Rollback()
 	f, err := s.findPage(ctx, tx, q)
-	var bs []*tracking.Brief
-	if err == nil {
-		bs, err = briefsByMID(ctx, tx, f.mids)
-	}
 	if err != nil {
-		return tracking.BriefPage{}, wrapDB("search tracking", err)
+		return zero, foundPage{}, wrapDB("search tracking", err)
 	}
-	return tracking.BriefPage{Briefs: bs, Total: f.total, TotalCapped: f.capped}, nil
+	page, err := read(ctx, tx, f.mids)
+	if err != nil {
+		return zero, foundPage{}, wrapDB("search tracking", err)
+	}
+	return page, f, nil
 }
 
 // foundPage is a page of a search: the MIDs of its messages, newest
