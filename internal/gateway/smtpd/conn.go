@@ -59,8 +59,9 @@ type conn struct {
 	reading     bool // blocked in Read for a command (not message data)
 	inData      bool // the session is receiving a message
 	hang        hangState
-	greeted     bool // go-smtp wrote its first line
-	tlsStarting bool // go-smtp answered STARTTLS: plaintext is over
+	greeted     bool   // go-smtp wrote its first line
+	tlsStarting bool   // go-smtp answered STARTTLS: plaintext is over
+	held        []byte // the lines of a multi-line reply so far (Write)
 
 	closeOnce sync.Once
 }
@@ -100,7 +101,8 @@ func (c *conn) Read(b []byte) (int, error) {
 }
 
 // Write writes for go-smtp: it replaces go-smtp's greeting with ours, notes
-// the start of TLS, and drops anything after the last reply.
+// the start of TLS, sends each multi-line reply in one write, and drops
+// anything after the last reply.
 func (c *conn) Write(b []byte) (int, error) {
 	c.mu.Lock()
 	state := c.hang
@@ -119,13 +121,35 @@ func (c *conn) Write(b []byte) (int, error) {
 		}
 		return len(b), nil
 	}
-	n, err := c.Conn.Write(b)
+	// go-smtp flushes each line of a reply: EHLO's would be nine writes,
+	// each waking the client. A continuation line ("250-PIPELINING") waits
+	// for the reply's last line, which go-smtp writes right after it.
+	// (Under TLS, Write sees whole records, which begin with a record type
+	// byte, never a digit.)
+	if continuationLine(b) {
+		c.held = append(c.held, b...)
+		return len(b), nil
+	}
+	out := b
+	if len(c.held) > 0 {
+		out = append(c.held, b...)
+		c.held = c.held[:0]
+	}
+	n, err := c.Conn.Write(out)
 	if state == hangAfterWrite {
 		c.mu.Lock()
 		c.hang = hungUp
 		c.mu.Unlock()
 	}
-	return n, err
+	return max(0, n-(len(out)-len(b))), err
+}
+
+// continuationLine reports whether b is one line of a multi-line reply
+// other than its last: three digits, a hyphen, text and CRLF.
+func continuationLine(b []byte) bool {
+	return len(b) >= 6 && b[3] == '-' && '2' <= b[0] && b[0] <= '5' &&
+		'0' <= b[1] && b[1] <= '9' && '0' <= b[2] && b[2] <= '9' &&
+		bytes.IndexByte(b, '\n') == len(b)-1
 }
 
 // SetReadDeadline keeps a past deadline once Shutdown started, so a session

@@ -138,6 +138,12 @@ func startServer(t *testing.T, p *Policy, edit func(*Server)) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveOn(t, ln, p, edit)
+}
+
+// serveOn is startServer on the listener ln.
+func serveOn(t *testing.T, ln net.Listener, p *Policy, edit func(*Server)) *testServer {
+	t.Helper()
 	ts := &testServer{
 		Server: &Server{
 			Hostname:     "mx.test",

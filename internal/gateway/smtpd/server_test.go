@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,70 @@ func TestGreetingAndEHLO(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeLog is a listener whose connections log what the server writes,
+// one entry per Write.
+type writeLog struct {
+	net.Listener
+	mu     sync.Mutex
+	writes []string
+}
+
+func (l *writeLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &loggedConn{Conn: c, log: l}, nil
+}
+
+func (l *writeLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+type loggedConn struct {
+	net.Conn
+	log *writeLog
+}
+
+func (c *loggedConn) Write(b []byte) (int, error) {
+	c.log.mu.Lock()
+	c.log.writes = append(c.log.writes, string(b))
+	c.log.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+func TestMultiLineReplyInOneWrite(t *testing.T) {
+	serverTLS, clientTLS := testTLS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &writeLog{Listener: ln}
+	ts := serveOn(t, log, testPolicy(Accept, nil), func(s *Server) { s.TLSConfig = serverTLS })
+	c := dial(t, ts.addr)
+	c.reply()
+	ehlo := c.ok("EHLO client.test", "250")
+	if n := strings.Count(ehlo, "\n") + 1; n < 5 {
+		t.Fatalf("EHLO reply has %d lines, want a multi-line reply: %q", n, ehlo)
+	}
+	c.ok("NOOP", "250")
+	writes := log.all()
+	want := []string{"220 mx.test ESMTP Sightline\r\n", strings.ReplaceAll(ehlo, "\n", "\r\n") + "\r\n", "250 2.0.0 I have successfully done nothing\r\n"}
+	if !slices.Equal(writes, want) {
+		t.Errorf("writes = %q, want %q", writes, want)
+	}
+
+	// Under TLS the reply is sent in records, and still whole.
+	tc := c.startTLS(clientTLS)
+	got := tc.ok("EHLO client.test", "250")
+	if !strings.Contains(got, "250-PIPELINING\n") || !strings.HasSuffix(got, "\n250 SIZE 1048576") {
+		t.Errorf("EHLO under TLS = %q, want PIPELINING and SIZE last", got)
+	}
+	tc.ok("NOOP", "250")
 }
 
 func TestAcceptMessage(t *testing.T) {
