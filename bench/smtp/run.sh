@@ -434,8 +434,13 @@ END {
 		k = ss[i] SUBSEP ts[j]
 		if (!n[k]) continue
 		med[k] = median(rate, k, n[k])
-		# the server-side latency of the round with the median rate
-		for (r = 1; r <= n[k]; r++) if (rate[k, r] + 0 == med[k]) ml = lat[k, r]
+		# the server-side latency of the round whose rate is nearest the median
+		ml = ""; best = -1
+		for (r = 1; r <= n[k]; r++) {
+			d = rate[k, r] - med[k]; if (d < 0) d = -d
+			if (best < 0 || d < best) { best = d; ml = lat[k, r] }
+		}
+		if (ml == "–") ml = ""
 		printf "| %s | %s | %.0f | %.0f | %.0f | %s | %.1f | %s | %d |\n", ss[i], ts[j], med[k], median(cpu, k, n[k]), rss[k],
 			(ts[j] == "postfix" || ts[j] == "sink") ? "–" : sprintf("%.1f", median(wr, k, n[k])), median(st, k, n[k]), ml, bad[k]
 	}
