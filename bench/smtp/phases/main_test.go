@@ -1,82 +1,67 @@
 package main
 
 import (
-	"bufio"
+	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
-// serveSMTP answers SMTP on 127.0.0.1:0 just enough for a session, with
-// endReply to the end of each message, and returns its address and the
-// messages it received.
-func serveSMTP(t *testing.T, endReply string) (string, func() []string) {
+// serveSMTP serves SMTP on 127.0.0.1:0, answering the end of each message
+// with endErr (nil: 250), and returns its address and the messages it
+// received.
+func serveSMTP(t *testing.T, endErr error) (string, func() []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var msgs []string
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				r := bufio.NewReader(c)
-				c.Write([]byte("220 fake ESMTP\r\n"))
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch cmd := strings.ToUpper(strings.Fields(line + " x")[0]); cmd {
-					case "EHLO":
-						c.Write([]byte("250-fake\r\n250 PIPELINING\r\n"))
-					case "DATA":
-						c.Write([]byte("354 go ahead\r\n"))
-						var msg strings.Builder
-						for {
-							l, err := r.ReadString('\n')
-							if err != nil {
-								return
-							}
-							if l == ".\r\n" {
-								break
-							}
-							msg.WriteString(l)
-						}
-						mu.Lock()
-						msgs = append(msgs, msg.String())
-						mu.Unlock()
-						c.Write([]byte(endReply + "\r\n"))
-					case "QUIT":
-						c.Write([]byte("221 bye\r\n"))
-						return
-					default:
-						c.Write([]byte("250 ok\r\n"))
-					}
-				}
-			})
-		}
-	})
+	be := &backend{endErr: endErr}
+	srv := smtp.NewServer(be)
+	srv.Domain = "sink.test"
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() { srv.Close(); <-done })
 	return ln.Addr().String(), func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), msgs...)
+		be.mu.Lock()
+		defer be.mu.Unlock()
+		return slices.Clone(be.msgs)
 	}
 }
 
+type backend struct {
+	endErr error
+	mu     sync.Mutex
+	msgs   []string
+}
+
+func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return session{b}, nil }
+
+type session struct{ b *backend }
+
+func (session) Mail(string, *smtp.MailOptions) error { return nil }
+func (session) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (session) Reset()                               {}
+func (session) Logout() error                        { return nil }
+
+func (s session) Data(r io.Reader) error {
+	msg, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.b.mu.Lock()
+	s.b.msgs = append(s.b.msgs, string(msg))
+	s.b.mu.Unlock()
+	return s.b.endErr
+}
+
 func TestSessions(t *testing.T) {
-	addr, received := serveSMTP(t, "250 queued")
+	addr, received := serveSMTP(t, nil)
 	s := sender{addr: addr, from: "a@sender.test", to: "b@corp.test", body: body(1000), timeout: 5 * time.Second}
 	times := make([][]time.Duration, len(steps))
 	for i := range 3 {
@@ -101,7 +86,7 @@ func TestSessions(t *testing.T) {
 }
 
 func TestSessionRefused(t *testing.T) {
-	addr, _ := serveSMTP(t, "552 5.3.4 message too big")
+	addr, _ := serveSMTP(t, &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4}, Message: "message too big"})
 	s := sender{addr: addr, from: "a@sender.test", to: "b@corp.test", body: body(100), timeout: 5 * time.Second}
 	err := s.session(0, make([][]time.Duration, len(steps)))
 	if err == nil || !strings.Contains(err.Error(), "reply to end of message: 552 5.3.4 message too big") {
