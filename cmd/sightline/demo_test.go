@@ -66,7 +66,7 @@ func startDemo(t *testing.T, dir string, at served) (s served, out *syncBuffer, 
 	for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
 		urls[m[1]] = m[2]
 	}
-	return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"]}, out, stop
+	return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"], out}, out, stop
 }
 
 // eventually runs the CLI command until its output matches want, for at

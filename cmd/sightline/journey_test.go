@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/smtp"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,9 +44,10 @@ func testEnv(k string) string {
 	return ""
 }
 
-// served are the addresses serve printed.
+// served are the addresses serve printed, and all it wrote.
 type served struct {
 	smtp, gateway, americas, europe, console string
+	out                                      *syncBuffer
 }
 
 // startServe runs `sightline serve` on loopback ports, with extra flags,
@@ -51,12 +55,12 @@ type served struct {
 func startServe(t *testing.T, extra ...string) served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"serve", "--data", t.TempDir(), "--smtp-addr", "127.0.0.1:0",
 			"--gateway-addr", "127.0.0.1:0", "--exchange-americas-addr", "127.0.0.1:0",
-			"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "error"}, extra...), testEnv, &out, &out)
+			"--exchange-europe-addr", "127.0.0.1:0", "--console-addr", "127.0.0.1:0", "--log-level", "error"}, extra...), testEnv, out, out)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -77,7 +81,7 @@ func startServe(t *testing.T, extra ...string) served {
 			urls[m[1]] = m[2]
 		}
 		if len(urls) == 5 {
-			return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"]}
+			return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"], out}
 		}
 		select {
 		case err := <-done:
@@ -126,7 +130,7 @@ func waitCloud(t *testing.T, gw, want string) string {
 // TestJourney walks the seed's steps 1–8 and its verification with the CLI
 // against a real serve, with the troubleshooting cases on the way.
 func TestJourney(t *testing.T) {
-	s := startServe(t)
+	s := startServe(t, "--log-level", "debug", "--log-format", "json")
 	gw, americas, europe := s.gateway, s.americas, s.europe
 
 	// Step 1: Threat Response is disabled.
@@ -246,6 +250,62 @@ func TestJourney(t *testing.T) {
 		!strings.Contains(err.Error(), "invalid or expired token") {
 		t.Errorf("register with a used-up token = %v, want the failure text", err)
 	}
+
+	// Every log line names each attribute once: a part's logger names its
+	// component, and a role hands its parts a logger without its own.
+	for _, ui := range []string{s.console, americas, gw} {
+		resp, err := http.PostForm(ui+"/login", url.Values{"username": {"admin"}, "passphrase": {"wrong"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	logs, components := 0, map[string]bool{}
+	for _, line := range strings.Split(s.out.String(), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		logs++
+		var rec struct{ Component string }
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("log line is not JSON: %v\n%s", err, line)
+		}
+		components[rec.Component] = true
+		if k := duplicateKey(line); k != "" {
+			t.Errorf("log line names %q twice:\n%s", k, line)
+		}
+	}
+	for _, c := range []string{"exchange", "tunnel_hub", "connector", "tunnel", "console", "web", "mailauth"} {
+		if !components[c] {
+			t.Errorf("no log line of component %q among %d lines; components seen: %v", c, logs, components)
+		}
+	}
+}
+
+// duplicateKey returns the first key that the JSON object line names twice
+// at its top level, or "".
+func duplicateKey(line string) string {
+	dec := json.NewDecoder(strings.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		key, ok := tok.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		if seen[key] {
+			return key
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if dec.Decode(&v) != nil {
+			return ""
+		}
+	}
+	return ""
 }
 
 // testAttachment is the content of the test message's invoice.pdf.

@@ -44,7 +44,7 @@ func (c *Console) newUI(ctx context.Context) (*ui.UI, error) {
 		Sessions: sessions, Authenticate: c.uiAuthenticate, Accounts: d,
 		Investigator: d, Snapshots: d, Incidents: d, Judgements: d, Modules: d, Devices: d, APIClients: d,
 		ModuleTypes: d, ExchangeKeys: d, Dashboards: d,
-		ExchangeURL: c.opts.ExchangeURL, Scopes: ScopeNames(), Now: c.now, Logger: c.log,
+		ExchangeURL: c.opts.ExchangeURL, Scopes: ScopeNames(), Now: c.now, Logger: c.opts.Logger, // the UI names its own component
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console ui: %w", err)

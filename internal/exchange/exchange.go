@@ -85,6 +85,7 @@ type Exchange struct {
 	store      registry.Store
 	closeStore func() error
 	log        *slog.Logger
+	partsLog   *slog.Logger // log without its component, for the parts that name theirs
 	ln         net.Listener
 	srv        *http.Server
 	hub        *tunnel.Hub
@@ -126,8 +127,10 @@ func Open(ctx context.Context, opts Options) (*Exchange, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Its parts (the UI, the tunnel hub) name their own component.
+	regional := log.With("region", opts.Region)
 	e := &Exchange{opts: opts, store: opts.Store, closeStore: func() error { return nil },
-		log: log.With("component", "exchange", "region", opts.Region)}
+		log: regional.With("component", "exchange"), partsLog: regional}
 	if e.store == nil {
 		if opts.DataDir == "" {
 			return nil, sightline.Errorf(sightline.Invalid, "exchange: no data directory and no store")
@@ -177,7 +180,7 @@ func (e *Exchange) init(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("exchange session key: %w", err)
 	}
-	ui, err := newUI(key, e.opts.Region, e.log)
+	ui, err := newUI(key, e.opts.Region, e.partsLog)
 	if err != nil {
 		return err
 	}
@@ -195,7 +198,7 @@ func (e *Exchange) init(ctx context.Context) error {
 		OnConnect:    func(id, _ string) { e.touch(id) },
 		OnDisconnect: func(id, _ string) { e.touch(id) },
 		Heartbeat:    e.opts.TunnelHeartbeat,
-		Logger:       e.log,
+		Logger:       e.partsLog,
 	}
 	return nil
 }

@@ -152,15 +152,15 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.closers = append(g.closers, g.maillog)
-	g.recorder = tracking.NewRecorder(g.tracks, g.maillog, logger.With("component", "tracking"))
+	g.recorder = tracking.NewRecorder(g.tracks, g.maillog, logger)
 
-	resolver := &dnsresolver.Resolver{Servers: o.DNSServers, Logger: logger.With("component", "dns")}
+	resolver := &dnsresolver.Resolver{Servers: o.DNSServers, Logger: logger}
 	g.av = &switchableScanner{}
 	g.pipeline = &pipeline.Pipeline{
-		Auth:   &mailauth.Checker{Resolver: resolver, Logger: logger.With("component", "mailauth")},
+		Auth:   &mailauth.Checker{Resolver: resolver, Logger: logger},
 		AV:     g.av,
 		Events: g.recorder,
-		Logger: logger.With("component", "pipeline"),
+		Logger: logger,
 	}
 	g.queue = &queue.Queue{
 		Spool:    g.spool,
@@ -173,7 +173,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Hostname: o.Hostname,
 		RetryMin: o.RetryMin,
 		RetryMax: o.RetryMax,
-		Logger:   logger.With("component", "queue"),
+		Logger:   logger,
 	}
 	cert, err := loadOrCreateCertificate(filepath.Join(o.DataDir, "tls"), o.Hostname)
 	if err != nil {
@@ -195,7 +195,7 @@ func Open(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Store: g.store,
 		Device: connector.DeviceInfo{HostName: o.Hostname, Type: "ESA", Version: o.Version,
 			SerialNumber: serial, ConnectorVersion: o.Version},
-		Logger: logger.With("component", "connector"),
+		Logger: logger,
 	}
 	initial := config.Default(o.Hostname)
 	initial.AntiVirus.Clamd = o.Clamd

@@ -291,7 +291,7 @@ func (c *Connector) serveTunnel(ctx context.Context, reg *registration) error {
 		MinBackoff: minB,
 		MaxBackoff: maxB,
 		Heartbeat:  c.Heartbeat,
-		Logger:     c.log,
+		Logger:     c.Logger, // the tunnel names its own component
 		OnState: func(s tunnel.State) {
 			c.update(func() {
 				c.tunnelUp = s.Status == tunnel.Connected
