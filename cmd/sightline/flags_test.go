@@ -68,3 +68,24 @@ func TestParseFlagsErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUsage checks that the list of commands names each one, its summary
+// beginning in one column.
+func TestUsage(t *testing.T) {
+	var b strings.Builder
+	usage(&b)
+	col := -1
+	for _, c := range commands() {
+		i := strings.Index(b.String(), "\n  "+c.name+" ")
+		if i < 0 {
+			t.Fatalf("usage does not list %q:\n%s", c.name, b.String())
+		}
+		line := b.String()[i+1:]
+		line = line[:strings.IndexByte(line, '\n')]
+		at := strings.Index(line, c.summary)
+		if at < 0 || (col >= 0 && at != col) || strings.TrimSpace(line[:at]) != c.name {
+			t.Errorf("usage line %q: want %q then its summary at column %d", line, c.name, col)
+		}
+		col = at
+	}
+}

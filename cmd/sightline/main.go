@@ -92,8 +92,12 @@ func run(ctx context.Context, args []string, getenv env, stdout, stderr io.Write
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: sightline <command> [flags]\n\nCommands:")
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'sightline <command> -h' for a command's flags.")
 }
