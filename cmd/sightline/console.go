@@ -113,6 +113,9 @@ func runConsole(ctx context.Context, args []string, getenv env, stdout, stderr i
 	exURL := fs.String("exchange", "AMERICAS", "the exchange of this console's region: `URL` or region name")
 	apiKey := fs.String("exchange-api-key", "", "the organisation's exchange API `key` (env SIGHTLINE_EXCHANGE_API_KEY)")
 	gatewayURL := fs.String("gateway-url", "", "the gateway UI's base `URL`, for links in sightings")
+	setUsage(fs, "console [flags]             run the console",
+		"console api-client create --name N --scopes inspect,enrich,…",
+		"console module add esa --name N --device ID --timeframe 30")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}

@@ -72,13 +72,11 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 	ex.register(fs)
 	region := fs.String("region", "AMERICAS", "`region` this exchange serves: AMERICAS, EUROPE or APJC")
 	dsn := fs.String("postgres", "", "PostgreSQL `DSN` to keep the exchange's records in, shared by its replicas (default: SQLite in --data)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: sightline exchange [flags]            run one exchange region\n"+
-			"       sightline exchange token create --devices N --expires 1h\n"+
-			"       sightline exchange devices\n"+
-			"       sightline exchange audit [--since T] [--action A] [--outcome O] [--device D] [--token T] [--limit N] [--json]")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "exchange [flags]            run one exchange region",
+		"exchange token create --devices N --expires 1h",
+		"exchange devices",
+		"exchange cloud-services enable|disable",
+		"exchange audit [--since T] [--action A] [--outcome O] [--device D] [--token T] [--limit N] [--json]")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}

@@ -17,6 +17,22 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// setUsage makes -h list forms, the ways to call a command (after
+// "sightline "), before its flags: a role's command also manages a running
+// role, which its flags alone would not tell.
+func setUsage(fs *flag.FlagSet, forms ...string) {
+	fs.Usage = func() {
+		for i, f := range forms {
+			prefix := "       sightline "
+			if i == 0 {
+				prefix = "Usage: sightline "
+			}
+			fmt.Fprintln(fs.Output(), prefix+f)
+		}
+		fs.PrintDefaults()
+	}
+}
+
 // parseFlags parses args, then fills every flag not given on the command line
 // from the environment (SIGHTLINE_ plus the flag name in upper snake case:
 // --smtp-addr is SIGHTLINE_SMTP_ADDR), then from the config file named by

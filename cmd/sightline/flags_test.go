@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,23 @@ func TestUsage(t *testing.T) {
 			t.Errorf("usage line %q: want %q then its summary at column %d", line, c.name, col)
 		}
 		col = at
+	}
+}
+
+// TestRoleUsage checks that -h of each role's command also lists how to
+// manage a running role.
+func TestRoleUsage(t *testing.T) {
+	for cmd, want := range map[string][]string{
+		"gateway":  {"sightline gateway commit", "sightline gateway clear", "sightline gateway cloudserviceconfig enable|"},
+		"exchange": {"sightline exchange token create", "sightline exchange devices", "sightline exchange cloud-services", "sightline exchange audit"},
+		"console":  {"sightline console api-client create", "sightline console module add esa"},
+	} {
+		var out, errOut strings.Builder
+		run(context.Background(), []string{cmd, "-h"}, testEnv, &out, &errOut)
+		for _, w := range append(want, "Usage: sightline "+cmd+" [flags]", "-data directory") {
+			if !strings.Contains(errOut.String(), w) {
+				t.Errorf("sightline %s -h does not say %q:\n%s", cmd, w, errOut.String())
+			}
+		}
 	}
 }

@@ -25,6 +25,10 @@ func runGateway(ctx context.Context, args []string, getenv env, stdout, stderr i
 	var gw gatewayFlags
 	common.register(fs)
 	gw.register(fs)
+	setUsage(fs, "gateway [flags]             run the gateway role",
+		"gateway commit [-m COMMENT]",
+		"gateway clear",
+		"gateway cloudserviceconfig enable|disable|settrs|register TOKEN|deregister|status [flags]")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
