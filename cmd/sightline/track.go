@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,12 +40,12 @@ func (c *clientFlags) resolve(getenv env) error {
 // textFilter is one AsyncOS operator/value filter, set by --X-is, --X-begins
 // or --X-contains.
 type textFilter struct {
-	opParam, valueParam string
-	op, value           string
+	name, opParam, valueParam string
+	op, value                 string
 }
 
 func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam string) {
-	f.opParam, f.valueParam = opParam, valueParam
+	f.name, f.opParam, f.valueParam = name, opParam, valueParam
 	for _, op := range []struct{ suffix, op, verb string }{
 		{"is", "is", "is"}, {"begins", "begins_with", "begins with"}, {"contains", "contains", "contains"},
 	} {
@@ -58,11 +59,39 @@ func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam 
 	}
 }
 
-func (f *textFilter) apply(q url.Values) {
+func (f *textFilter) apply(q query) {
 	if f.op != "" {
-		q.Set(f.opParam, f.op)
-		q.Set(f.valueParam, f.value)
+		flag := "--" + f.name + "-" + strings.TrimSuffix(f.op, "_with")
+		q.set(f.opParam, f.op, flag)
+		q.set(f.valueParam, f.value, flag)
 	}
+}
+
+// query is the API query a command line makes, and which flag set each
+// parameter, so that the API's "Invalid value for senderIp." can name the
+// flag.
+type query struct {
+	url.Values
+	flags map[string]string // parameter → the flag and value as given
+}
+
+func (q query) set(param, value, flag string) {
+	q.Set(param, value)
+	q.flags[param] = flag + " " + value
+}
+
+// explain prefixes an API error that names an invalid parameter with the
+// flag that set it.
+func (q query) explain(err error) error {
+	var ae apiError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	param, ok := strings.CutPrefix(ae.message, "Invalid value for ")
+	if flag := q.flags[strings.TrimSuffix(param, ".")]; ok && flag != "" {
+		return fmt.Errorf("%s: %w", flag, err)
+	}
+	return err
 }
 
 func runTrack(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -117,29 +146,32 @@ func runTrack(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	// AsyncOS takes whole minutes: round the end up so nothing recent is missed.
 	end = end.Truncate(time.Minute).Add(time.Minute)
-	q := url.Values{}
+	q := query{url.Values{}, map[string]string{}}
 	q.Set("startDate", start.Truncate(time.Minute).Format("2006-01-02T15:04:00.000Z"))
 	q.Set("endDate", end.Format("2006-01-02T15:04:00.000Z"))
 	q.Set("searchOption", "messages")
 	q.Set("ciscoHost", "All_Hosts")
-	q.Set("offset", strconv.Itoa(*offset))
-	q.Set("limit", strconv.Itoa(*limit))
+	q.set("offset", strconv.Itoa(*offset), "--offset")
+	q.set("limit", strconv.Itoa(*limit), "--limit")
 	for _, f := range []*textFilter{&sender, &recipient, &subject, &attachment, &domain} {
 		f.apply(q)
 	}
-	for param, v := range map[string]string{"senderIp": *senderIP, "messageIdHeader": *messageID,
-		"fileSha256": *sha256, "messageDirection": *direction, "deliveryStatus": strings.ToUpper(*status)} {
-		if v != "" {
-			q.Set(param, v)
+	for _, p := range []struct{ param, flag, value string }{
+		{"senderIp", "--sender-ip", *senderIP}, {"messageIdHeader", "--message-id", *messageID},
+		{"fileSha256", "--sha256", *sha256}, {"messageDirection", "--direction", *direction},
+		{"deliveryStatus", "--status", strings.ToUpper(*status)},
+	} {
+		if p.value != "" {
+			q.set(p.param, p.value, p.flag)
 		}
 	}
 	if *mid != 0 {
-		q.Set("ciscoMid", strconv.FormatInt(*mid, 10))
+		q.set("ciscoMid", strconv.FormatInt(*mid, 10), "--mid")
 	}
 
-	body, err := asyncOSGet(ctx, *gatewayURL, "/esa/api/v2.0/message-tracking/messages", q, client)
+	body, err := asyncOSGet(ctx, *gatewayURL, "/esa/api/v2.0/message-tracking/messages", q.Values, client)
 	if err != nil {
-		return err
+		return q.explain(err)
 	}
 	if *asJSON {
 		_, err := stdout.Write(body)
