@@ -122,11 +122,15 @@ func runConsole(ctx context.Context, args []string, getenv env, stdout, stderr i
 	if *apiKey == "" {
 		return usageError("--exchange-api-key is required: create one in the exchange under API Keys")
 	}
+	exchange, err := exchangeURL(*exURL)
+	if err != nil {
+		return err
+	}
 	logger, err := common.logger(stderr)
 	if err != nil {
 		return err
 	}
-	opts, sign := cf.options(common.data, exchangeURL(*exURL), *apiKey, *gatewayURL, logger, adminPassword(getenv, stdout))
+	opts, sign := cf.options(common.data, exchange, *apiKey, *gatewayURL, logger, adminPassword(getenv, stdout))
 	c, err := console.Open(ctx, opts)
 	if err != nil {
 		return err

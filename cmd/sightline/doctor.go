@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -27,11 +26,9 @@ func runDoctor(ctx context.Context, args []string, getenv env, stdout, stderr io
 	gatewayURL := fs.String("gateway", "http://127.0.0.1:6080", "gateway `URL` (\"\" to skip)")
 	var exchanges []string
 	fs.Func("exchange", "exchange `URL` or region name, repeatable (default: the AMERICAS and EUROPE exchanges of serve)", func(v string) error {
-		if v == "" {
-			return errors.New("want a URL or a region name")
-		}
-		exchanges = append(exchanges, exchangeURL(v))
-		return nil
+		u, err := parseExchange(v)
+		exchanges = append(exchanges, u)
+		return err
 	})
 	consoleURL := fs.String("console", "http://127.0.0.1:8080", "console `URL` (\"\" to skip)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2525", "gateway SMTP `address` (\"\" to skip)")

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,21 +109,44 @@ func runExchange(ctx context.Context, args []string, getenv env, stdout, stderr 
 	return x.Run(ctx)
 }
 
-// exchangeURL turns --exchange (a URL or a region name) into a URL.
-func exchangeURL(s string) string {
-	for _, r := range regions {
-		if strings.EqualFold(s, r.label) {
-			return "http://" + r.addr
-		}
+// exchangeURL turns --exchange, a region name or a URL, into a URL.
+func exchangeURL(s string) (string, error) {
+	u, err := parseExchange(s)
+	if err != nil {
+		return "", usageError(fmt.Sprintf("--exchange %q: %v", s, err))
 	}
-	return strings.TrimSuffix(s, "/")
+	return u, nil
 }
 
-func adminClient(fs *flag.FlagSet) (*clientFlags, *string) {
+// parseExchange is exchangeURL with an error that does not name the flag.
+func parseExchange(s string) (string, error) {
+	for _, r := range regions {
+		if strings.EqualFold(s, r.label) {
+			return "http://" + r.addr, nil
+		}
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", errors.New("want a region (AMERICAS, EUROPE) or a URL such as http://127.0.0.1:8090")
+	}
+	return strings.TrimSuffix(s, "/"), nil
+}
+
+// adminClient registers the flags that reach an exchange's admin API, and
+// returns what makes its client once they are parsed.
+func adminClient(fs *flag.FlagSet) (connect func(env) (*exchangeclient.Client, error)) {
 	var c clientFlags
 	c.register(fs)
-	url := fs.String("exchange", "AMERICAS", "exchange `URL` or region name (AMERICAS, EUROPE)")
-	return &c, url
+	exchange := fs.String("exchange", "AMERICAS", "exchange `URL` or region name (AMERICAS, EUROPE)")
+	return func(getenv env) (*exchangeclient.Client, error) {
+		u, err := exchangeURL(*exchange)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.resolve(getenv); err != nil {
+			return nil, err
+		}
+		return exchangeclient.NewAdmin(u, &http.Client{Timeout: 30 * time.Second}, c.user, c.password), nil
+	}
 }
 
 func runExchangeToken(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -129,16 +154,16 @@ func runExchangeToken(ctx context.Context, args []string, getenv env, stdout, st
 		return usageError("usage: sightline exchange token create --devices N --expires 1h")
 	}
 	fs := newFlagSet("exchange token create", stderr)
-	client, url := adminClient(fs)
+	connect := adminClient(fs)
 	devices := fs.Int("devices", 1, "how many devices the token may register (`1-100`)")
 	expires := fs.String("expires", "1h", "token lifetime: 1h, 2h, 4h, 6h, 8h, 12h, 1d, 2d, 3d, 4d or 5d")
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}
-	if err := client.resolve(getenv); err != nil {
+	c, err := connect(getenv)
+	if err != nil {
 		return err
 	}
-	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
 	tok, err := c.TokenCreate(ctx, *devices, *expires)
 	if err != nil {
 		return err
@@ -151,14 +176,14 @@ func runExchangeToken(ctx context.Context, args []string, getenv env, stdout, st
 
 func runExchangeDevices(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exchange devices", stderr)
-	client, url := adminClient(fs)
+	connect := adminClient(fs)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := client.resolve(getenv); err != nil {
+	c, err := connect(getenv)
+	if err != nil {
 		return err
 	}
-	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
 	ds, err := c.Devices(ctx)
 	if err != nil {
 		return err
@@ -188,14 +213,14 @@ func runExchangeCloudServices(ctx context.Context, args []string, getenv env, st
 		return usageError("usage: sightline exchange cloud-services enable|disable")
 	}
 	fs := newFlagSet("exchange cloud-services "+args[0], stderr)
-	client, url := adminClient(fs)
+	connect := adminClient(fs)
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}
-	if err := client.resolve(getenv); err != nil {
+	c, err := connect(getenv)
+	if err != nil {
 		return err
 	}
-	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
 	on := args[0] == "enable"
 	if err := c.SetCloudServices(ctx, exchangeclient.CloudServices{ThreatResponse: on}); err != nil {
 		return err
@@ -210,7 +235,7 @@ func runExchangeCloudServices(ctx context.Context, args []string, getenv env, st
 // text.
 func runExchangeAudit(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	fs := newFlagSet("exchange audit", stderr)
-	client, url := adminClient(fs)
+	connect := adminClient(fs)
 	since := fs.String("since", "", "entries at or after this `time` (2006-01-02, 2006-01-02T15:04 or RFC 3339, UTC) or this long ago (24h)")
 	action := fs.String("action", "", "only this `action`, e.g. device.register or token.create")
 	outcome := fs.String("outcome", "", "only this `outcome`: success or failure")
@@ -233,10 +258,10 @@ func runExchangeAudit(ctx context.Context, args []string, getenv env, stdout, st
 		}
 		q.Since = t
 	}
-	if err := client.resolve(getenv); err != nil {
+	c, err := connect(getenv)
+	if err != nil {
 		return err
 	}
-	c := exchangeclient.NewAdmin(exchangeURL(*url), &http.Client{Timeout: 30 * time.Second}, client.user, client.password)
 	a, err := c.Audit(ctx, q)
 	if err != nil {
 		return err

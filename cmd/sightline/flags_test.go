@@ -108,3 +108,25 @@ func TestRoleUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestExchangeURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"AMERICAS", "http://127.0.0.1:8090"},
+		{"europe", "http://127.0.0.1:8091"},
+		{"https://exchange.example/", "https://exchange.example"},
+		{"http://127.0.0.1:9000", "http://127.0.0.1:9000"},
+		{"EUROPA", ""},
+		{"ftp://x", ""},
+		{"http://", ""},
+		{"127.0.0.1:8090", ""},
+		{"", ""},
+	} {
+		got, err := exchangeURL(c.in)
+		if got != c.want || (err == nil) != (c.want != "") {
+			t.Errorf("exchangeURL(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "want a region (AMERICAS, EUROPE) or a URL") {
+			t.Errorf("exchangeURL(%q) error %q does not say what it wants", c.in, err)
+		}
+	}
+}
