@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,7 +124,7 @@ func parseExchange(s string) (string, error) {
 			return "http://" + r.addr, nil
 		}
 	}
-	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if !httpURL(s) {
 		return "", errors.New("want a region (AMERICAS, EUROPE) or a URL such as http://127.0.0.1:8090")
 	}
 	return strings.TrimSuffix(s, "/"), nil

@@ -189,6 +189,12 @@ func parseCLITime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want 2006-01-02, 2006-01-02T15:04 or RFC 3339", s)
 }
 
+// httpURL reports whether s is an absolute http or https URL.
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
 // asyncOSGet calls a gateway's API with Basic authentication and returns
 // the body of a 200 answer, or the API's error message.
 func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFlags) ([]byte, error) {
@@ -199,6 +205,9 @@ func asyncOSGet(ctx context.Context, base, path string, q url.Values, c clientFl
 // with Basic authentication and returns the body of a 2xx answer, or an error
 // carrying the error body's message (errorMessage reads both shapes).
 func callAPI(ctx context.Context, method, base, pathQuery string, in any, c clientFlags) ([]byte, error) {
+	if !httpURL(base) {
+		return nil, usageError(fmt.Sprintf("%q is not the URL of a role: want http://host:port or https://host", base))
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestTrackNamesTheFlag checks that a value the gateway refuses is named
 // by the flag that gave it, beside the API's own words.
@@ -23,5 +26,21 @@ func TestTrackNamesTheFlag(t *testing.T) {
 	}
 	if out := mustCLI(t, "track", "--gateway", s.gateway, "--subject-contains", "nothing like it"); out != "TIME  MID  SENDER  RECIPIENT  SUBJECT  LAST STATE\n0 of 0 messages\n" {
 		t.Errorf("track with no match printed %q", out)
+	}
+}
+
+// TestRoleURLRefused checks that a role's URL without a scheme or host is
+// refused before anything is sent, naming what is wanted.
+func TestRoleURLRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"track", "--gateway", "127.0.0.1:6080"},
+		{"gateway", "commit", "-m", "x", "--gateway", "localhost"},
+		{"investigate", `ip:"192.0.2.1"`, "--console", "console.example"},
+	} {
+		_, err := cli(t, args...)
+		want := fmt.Sprintf("%q is not the URL of a role: want http://host:port or https://host", args[len(args)-1])
+		if err == nil || err.Error() != want {
+			t.Errorf("sightline %v = %v, want %q", args, err, want)
+		}
 	}
 }
