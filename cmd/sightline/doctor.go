@@ -27,7 +27,9 @@ func runDoctor(ctx context.Context, args []string, getenv env, stdout, stderr io
 	var exchanges []string
 	fs.Func("exchange", "exchange `URL` or region name, repeatable (default: the AMERICAS and EUROPE exchanges of serve)", func(v string) error {
 		u, err := parseExchange(v)
-		exchanges = append(exchanges, u)
+		if err == nil {
+			exchanges = append(exchanges, u)
+		}
 		return err
 	})
 	consoleURL := fs.String("console", "http://127.0.0.1:8080", "console `URL` (\"\" to skip)")
