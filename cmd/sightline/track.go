@@ -61,9 +61,9 @@ func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam 
 
 func (f *textFilter) apply(q query) {
 	if f.op != "" {
-		flag := "--" + f.name + "-" + strings.TrimSuffix(f.op, "_with")
-		q.set(f.opParam, f.op, flag)
-		q.set(f.valueParam, f.value, flag)
+		given := "--" + f.name + "-" + strings.TrimSuffix(f.op, "_with") + " " + f.value
+		q.set(f.opParam, f.op, given)
+		q.set(f.valueParam, f.value, given)
 	}
 }
 
@@ -72,12 +72,12 @@ func (f *textFilter) apply(q query) {
 // flag.
 type query struct {
 	url.Values
-	flags map[string]string // parameter → the flag and value as given
+	given map[string]string // parameter → the flag and value that set it, as given
 }
 
-func (q query) set(param, value, flag string) {
+func (q query) set(param, value, given string) {
 	q.Set(param, value)
-	q.flags[param] = flag + " " + value
+	q.given[param] = given
 }
 
 // explain prefixes an API error that names an invalid parameter with the
@@ -88,8 +88,8 @@ func (q query) explain(err error) error {
 		return err
 	}
 	param, ok := strings.CutPrefix(ae.message, "Invalid value for ")
-	if flag := q.flags[strings.TrimSuffix(param, ".")]; ok && flag != "" {
-		return fmt.Errorf("%s: %w", flag, err)
+	if given := q.given[strings.TrimSuffix(param, ".")]; ok && given != "" {
+		return fmt.Errorf("%s: %w", given, err)
 	}
 	return err
 }
@@ -151,22 +151,24 @@ func runTrack(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	q.Set("endDate", end.Format("2006-01-02T15:04:00.000Z"))
 	q.Set("searchOption", "messages")
 	q.Set("ciscoHost", "All_Hosts")
-	q.set("offset", strconv.Itoa(*offset), "--offset")
-	q.set("limit", strconv.Itoa(*limit), "--limit")
+	q.set("offset", strconv.Itoa(*offset), fmt.Sprint("--offset ", *offset))
+	q.set("limit", strconv.Itoa(*limit), fmt.Sprint("--limit ", *limit))
 	for _, f := range []*textFilter{&sender, &recipient, &subject, &attachment, &domain} {
 		f.apply(q)
 	}
 	for _, p := range []struct{ param, flag, value string }{
 		{"senderIp", "--sender-ip", *senderIP}, {"messageIdHeader", "--message-id", *messageID},
 		{"fileSha256", "--sha256", *sha256}, {"messageDirection", "--direction", *direction},
-		{"deliveryStatus", "--status", strings.ToUpper(*status)},
 	} {
 		if p.value != "" {
-			q.set(p.param, p.value, p.flag)
+			q.set(p.param, p.value, p.flag+" "+p.value)
 		}
 	}
+	if *status != "" {
+		q.set("deliveryStatus", strings.ToUpper(*status), "--status "+*status)
+	}
 	if *mid != 0 {
-		q.set("ciscoMid", strconv.FormatInt(*mid, 10), "--mid")
+		q.set("ciscoMid", strconv.FormatInt(*mid, 10), fmt.Sprint("--mid ", *mid))
 	}
 
 	body, err := asyncOSGet(ctx, *gatewayURL, "/esa/api/v2.0/message-tracking/messages", q.Values, client)

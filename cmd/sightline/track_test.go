@@ -18,6 +18,7 @@ func TestTrackNamesTheFlag(t *testing.T) {
 		{[]string{"--offset", "-1"}, "--offset -1: Invalid value for offset."},
 		{[]string{"--direction", "sideways"}, "--direction sideways: Invalid value for messageDirection."},
 		{[]string{"--sha256", "xyz"}, "--sha256 xyz: Invalid value for fileSha256."},
+		{[]string{"--status", "nonsense"}, "--status nonsense: Invalid value for deliveryStatus."},
 	} {
 		_, err := cli(t, append([]string{"track", "--gateway", s.gateway}, c.args...)...)
 		if err == nil || err.Error() != c.want {
