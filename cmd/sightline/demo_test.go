@@ -14,9 +14,9 @@ import (
 
 // startDemo runs `sightline serve --demo` on dir, listening on the
 // addresses of at (zero fields take "127.0.0.1:0"), waits for the demo to
-// say it is ready and returns the addresses printed and the output; stop
+// say it is ready and returns the addresses printed, with the output; stop
 // ends serve and waits for it.
-func startDemo(t *testing.T, dir string, at served) (s served, out *syncBuffer, stop func()) {
+func startDemo(t *testing.T, dir string, at served) (s served, stop func()) {
 	t.Helper()
 	or0 := func(addr string) string {
 		if addr == "" {
@@ -25,7 +25,7 @@ func startDemo(t *testing.T, dir string, at served) (s served, out *syncBuffer, 
 		return strings.TrimPrefix(addr, "http://")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
+	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--demo", "--data", dir, "--smtp-addr", or0(at.smtp),
@@ -61,12 +61,8 @@ func startDemo(t *testing.T, dir string, at served) (s served, out *syncBuffer, 
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	re := regexp.MustCompile(`(?m)^\s+(gateway SMTP|gateway UI and API|exchange AMERICAS|exchange EUROPE|console)\s+(\S+?)/?$`)
-	urls := map[string]string{}
-	for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
-		urls[m[1]] = m[2]
-	}
-	return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"], out}, out, stop
+	s, _ = printedAddresses(out)
+	return s, stop
 }
 
 // eventually runs the CLI command until its output matches want, for at
@@ -111,7 +107,8 @@ func consoleModules(t *testing.T, console string) []map[string]any {
 // data and checks that nothing was done twice.
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
-	s, out, stop := startDemo(t, dir, served{})
+	s, stop := startDemo(t, dir, served{})
+	out := s.out
 
 	status := mustCLI(t, "gateway", "cloudserviceconfig", "status", "--gateway", s.gateway)
 	m := regexp.MustCompile(`successfully registered.*Device ID: (\S+)`).FindStringSubmatch(status)
@@ -145,7 +142,8 @@ func TestServeDemo(t *testing.T) {
 	// Again, on the same data and ports: no new commit, token, device,
 	// module or burst.
 	stop()
-	_, out, _ = startDemo(t, dir, s)
+	again, _ := startDemo(t, dir, s)
+	out = again.out
 	if strings.Contains(out.String(), "Demo: sent ") {
 		t.Errorf("the second start sent the first burst again:\n%s", out)
 	}

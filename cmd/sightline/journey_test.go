@@ -73,15 +73,10 @@ func startServe(t *testing.T, extra ...string) served {
 			t.Errorf("serve did not stop within 20s")
 		}
 	})
-	re := regexp.MustCompile(`(?m)^\s+(gateway SMTP|gateway UI and API|exchange AMERICAS|exchange EUROPE|console)\s+(\S+?)/?$`)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		urls := map[string]string{}
-		for _, m := range re.FindAllStringSubmatch(out.String(), -1) {
-			urls[m[1]] = m[2]
-		}
-		if len(urls) == 5 {
-			return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"], out}
+		if s, ok := printedAddresses(out); ok {
+			return s
 		}
 		select {
 		case err := <-done:
@@ -93,6 +88,18 @@ func startServe(t *testing.T, extra ...string) served {
 		}
 	}
 }
+
+// printedAddresses reads the addresses serve printed to out, and reports
+// whether it printed all five.
+func printedAddresses(out *syncBuffer) (served, bool) {
+	urls := map[string]string{}
+	for _, m := range addressLine.FindAllStringSubmatch(out.String(), -1) {
+		urls[m[1]] = m[2]
+	}
+	return served{urls["gateway SMTP"], urls["gateway UI and API"], urls["exchange AMERICAS"], urls["exchange EUROPE"], urls["console"], out}, len(urls) == 5
+}
+
+var addressLine = regexp.MustCompile(`(?m)^\s+(gateway SMTP|gateway UI and API|exchange AMERICAS|exchange EUROPE|console)\s+(\S+?)/?$`)
 
 // cli runs one sightline command and returns its output and error.
 func cli(t *testing.T, args ...string) (string, error) {
