@@ -40,12 +40,13 @@ func (c *clientFlags) resolve(getenv env) error {
 // textFilter is one AsyncOS operator/value filter, set by --X-is, --X-begins
 // or --X-contains.
 type textFilter struct {
-	name, opParam, valueParam string
-	op, value                 string
+	opParam, valueParam string
+	op, value           string
+	given               string // the flag and its value, as given
 }
 
 func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam string) {
-	f.name, f.opParam, f.valueParam = name, opParam, valueParam
+	f.opParam, f.valueParam = opParam, valueParam
 	for _, op := range []struct{ suffix, op, verb string }{
 		{"is", "is", "is"}, {"begins", "begins_with", "begins with"}, {"contains", "contains", "contains"},
 	} {
@@ -53,7 +54,7 @@ func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam 
 			if f.op != "" {
 				return fmt.Errorf("only one of --%s-is, --%s-begins, --%s-contains", name, name, name)
 			}
-			f.op, f.value = op.op, v
+			f.op, f.value, f.given = op.op, v, "--"+name+"-"+op.suffix+" "+v
 			return nil
 		})
 	}
@@ -61,9 +62,8 @@ func (f *textFilter) register(fs *flag.FlagSet, name, what, opParam, valueParam 
 
 func (f *textFilter) apply(q query) {
 	if f.op != "" {
-		given := "--" + f.name + "-" + strings.TrimSuffix(f.op, "_with") + " " + f.value
-		q.set(f.opParam, f.op, given)
-		q.set(f.valueParam, f.value, given)
+		q.set(f.opParam, f.op, f.given)
+		q.set(f.valueParam, f.value, f.given)
 	}
 }
 
