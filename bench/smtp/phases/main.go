@@ -54,15 +54,10 @@ type sender struct {
 	timeout        time.Duration // for each whole session
 }
 
-// session sends message i and appends each step's time to times.
+// session sends message i and appends each step's time to times, in the
+// order of steps.
 func (s sender) session(i int, times [][]time.Duration) error {
 	began := time.Now()
-	last := began
-	lap := func(step int) {
-		now := time.Now()
-		times[step] = append(times[step], now.Sub(last))
-		last = now
-	}
 	c, err := net.DialTimeout("tcp", s.addr, s.timeout)
 	if err != nil {
 		return err
@@ -70,42 +65,35 @@ func (s sender) session(i int, times [][]time.Duration) error {
 	defer c.Close()
 	c.SetDeadline(began.Add(s.timeout))
 	r := bufio.NewReader(c)
-	if err := expect(r, "greeting", "2"); err != nil {
-		return err
-	}
-	lap(0)
-	for step, cmd := range []string{"EHLO phases.test", "MAIL FROM:<" + s.from + ">", fmt.Sprintf("RCPT TO:<%d.%s>", i+1, s.to), "DATA"} {
-		if _, err := io.WriteString(c, cmd+"\r\n"); err != nil {
+	rcpt := fmt.Sprintf("%d.%s", i+1, s.to)
+	last := began
+	for step, x := range []struct{ send, name, want string }{
+		{"", "greeting", "2"},
+		{"EHLO phases.test\r\n", "EHLO", "2"},
+		{"MAIL FROM:<" + s.from + ">\r\n", "MAIL", "2"},
+		{"RCPT TO:<" + rcpt + ">\r\n", "RCPT", "2"},
+		{"DATA\r\n", "DATA", "354"},
+		{fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: phases %d\r\n\r\n%s.\r\n", s.from, rcpt, i+1, s.body), "end of message", "2"},
+		{"QUIT\r\n", "QUIT", "2"},
+	} {
+		if x.send != "" {
+			if _, err := io.WriteString(c, x.send); err != nil {
+				return err
+			}
+		}
+		if err := expect(r, x.name, x.want); err != nil {
 			return err
 		}
-		want := "2"
-		if cmd == "DATA" {
-			want = "354"
+		if x.name == "QUIT" {
+			if _, err := r.ReadByte(); err != io.EOF { // the server hangs up
+				return fmt.Errorf("after QUIT: want the server to close, got %v", err)
+			}
 		}
-		if err := expect(r, cmd, want); err != nil {
-			return err
-		}
-		lap(step + 1)
+		now := time.Now()
+		times[step] = append(times[step], now.Sub(last))
+		last = now
 	}
-	msg := fmt.Sprintf("From: <%s>\r\nTo: <%d.%s>\r\nSubject: phases %d\r\n\r\n%s.\r\n", s.from, i+1, s.to, i+1, s.body)
-	if _, err := io.WriteString(c, msg); err != nil {
-		return err
-	}
-	if err := expect(r, "end of message", "2"); err != nil {
-		return err
-	}
-	lap(5)
-	if _, err := io.WriteString(c, "QUIT\r\n"); err != nil {
-		return err
-	}
-	if err := expect(r, "QUIT", "2"); err != nil {
-		return err
-	}
-	if _, err := r.ReadByte(); err != io.EOF { // the server hangs up
-		return fmt.Errorf("after QUIT: want the server to close, got %v", err)
-	}
-	lap(6)
-	times[7] = append(times[7], time.Since(began))
+	times[len(steps)-1] = append(times[len(steps)-1], time.Since(began))
 	return nil
 }
 
