@@ -17,13 +17,13 @@ const overviewTop = 10
 // and ranks their senders and threats.
 func (s *TrackingStore) Overview(ctx context.Context, since time.Time) (tracking.Overview, error) {
 	var ov tracking.Overview
-	end, err := s.db.readTurn(ctx)
+	tx, err := s.beginRead(ctx) // one snapshot for the counts and the ranks
 	if err != nil {
 		return ov, fmt.Errorf("tracking overview: %w", err)
 	}
-	defer end()
+	defer tx.Rollback()
 	const hour = int64(time.Hour)
-	rows, err := s.db.R.QueryContext(ctx, `SELECT injected_at / ?, status, count(*) FROM messages
+	rows, err := tx.QueryContext(ctx, `SELECT injected_at / ?, status, count(*) FROM messages
 		WHERE injected_at >= ? GROUP BY 1, 2 ORDER BY 1`, hour, since.UnixNano())
 	if err != nil {
 		return ov, fmt.Errorf("tracking overview: %w", err)
@@ -55,13 +55,13 @@ func (s *TrackingStore) Overview(ctx context.Context, since time.Time) (tracking
 	if err := rows.Err(); err != nil {
 		return ov, fmt.Errorf("tracking overview: %w", err)
 	}
-	if ov.TopSenders, err = s.rank(ctx, `SELECT sender_lc, count(*) FROM messages
+	if ov.TopSenders, err = rank(ctx, tx, `SELECT sender_lc, count(*) FROM messages
 		WHERE injected_at >= ? AND sender_lc != '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?`, since.UnixNano(), overviewTop); err != nil {
 		return ov, err
 	}
 	// A message names its threats in threat_name and content_filters
 	// (newline-separated); rank them together.
-	threats, err := s.rank(ctx, `SELECT threat_name || char(10) || content_filters, count(*) FROM messages
+	threats, err := rank(ctx, tx, `SELECT threat_name || char(10) || content_filters, count(*) FROM messages
 		WHERE injected_at >= ? AND (threat_name != '' OR content_filters != '') GROUP BY 1`, since.UnixNano(), -1)
 	if err != nil {
 		return ov, err
@@ -87,8 +87,8 @@ func (s *TrackingStore) Overview(ctx context.Context, since time.Time) (tracking
 	return ov, nil
 }
 
-func (s *TrackingStore) rank(ctx context.Context, query string, args ...any) ([]tracking.Count, error) {
-	rows, err := s.db.R.QueryContext(ctx, query, args...)
+func rank(ctx context.Context, tx cachedTx, query string, args ...any) ([]tracking.Count, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("tracking overview: %w", err)
 	}
